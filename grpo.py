@@ -1,0 +1,98 @@
+"""GRPO, written out by hand (torch only): group advantages, the clipped surrogate, the k3 KL, token averaging.
+
+For each prompt, G completions o_1..o_G are sampled from the old policy and scored r_1..r_G. Per token t of
+completion i (only completion tokens: up to and including EOS, padding and prompt masked out):
+
+    A_i     = (r_i - mean(r_1..r_G)) / (std(r_1..r_G) + eps)      group-normalised advantage, std with N - 1
+              (Dr. GRPO, scale=False: A_i = r_i - mean(r_1..r_G))
+    rho_it  = exp(logp_it - old_logp_it)                           importance ratio to the sampling policy
+    pg_it   = -min(rho_it * A_i, clip(rho_it, 1 - clip_low, 1 + clip_high) * A_i)   clipped surrogate
+    kl_it   = exp(ref_it - logp_it) - (ref_it - logp_it) - 1       k3 estimate of KL(policy || reference), >= 0
+    l_it    = pg_it + beta * kl_it
+
+    loss    = sum_it l_it / sum_i |o_i|                            aggregate="token" (default; DAPO, TRL, verl)
+            = mean_i (sum_t l_it / |o_i|)                          aggregate="sequence" (the original GRPO)
+
+A group whose G rewards are all equal carries no signal: its advantages are exactly 0 and it is counted.
+
+Defaults follow the Temporal-R1 release: G = 8, k3 KL in the loss with beta = 0.01, clip 0.2 on both sides,
+one update per batch (so old_logp is the detached current logp and rho = 1 in value, with the gradient of
+rho * A still flowing). TRL-based peers (Video-R1, open-r1) use beta = 0.04; beta = 0 drops the reference model.
+"""
+
+import torch
+
+
+def group_advantages(rewards, group_size, eps=1e-6, scale=True):
+    """Advantages of G = group_size consecutive rewards per group, and the number of zero-variance groups.
+
+    rewards [N] with N = B * G, group-major. A_i = (r_i - mean_g) / (std_g + eps), std_g the sample standard
+    deviation (N - 1, as torch.std, TRL and verl); scale=False gives Dr. GRPO's r_i - mean_g. A group of equal
+    rewards gets exactly 0, never NaN. G must be >= 2. Returns (advantages [N] float, n_zero_variance int).
+    """
+    rewards = torch.as_tensor(rewards)
+    rewards = rewards if rewards.is_floating_point() else rewards.float()  # [N]
+    if group_size < 2 or rewards.ndim != 1 or rewards.numel() % group_size:
+        raise ValueError(f"rewards {tuple(rewards.shape)} are not groups of {group_size}")
+    r = rewards.view(-1, group_size)  # [B, G]
+    centered = r - r.mean(dim=1, keepdim=True)  # [B, G]
+    adv = centered / (r.std(dim=1, keepdim=True) + eps) if scale else centered  # [B, G]
+    zero_var = (r == r[:, :1]).all(dim=1)  # [B]
+    adv = torch.where(zero_var[:, None], torch.zeros_like(adv), adv)  # [B, G]
+    return adv.view(-1), int(zero_var.sum())
+
+
+def kl_k3(logp, ref_logp):
+    """k3 = exp(ref - logp) - (ref - logp) - 1, elementwise, >= 0 (an unbiased estimate of KL(pi || ref) under
+    samples of pi). Computed as expm1(d) - d, the same number without the cancellation of exp(d) - 1 near 0."""
+    d = ref_logp - logp
+    return torch.expm1(d) - d
+
+
+def policy_loss(logp, old_logp, ref_logp, advantages, mask, clip_low=0.2, clip_high=0.2, beta=0.01,
+                aggregate="token"):
+    """The GRPO loss of the module docstring, and statistics (python floats) for logging.
+
+    logp, old_logp, ref_logp, mask: [N, T]; advantages: [N]. mask (bool or 0/1) marks completion tokens;
+    masked-out positions may hold anything (even inf/nan) in the log-prob inputs: torch.where replaces them
+    before any arithmetic, so they reach neither the loss nor its gradient. ref_logp may be None when beta = 0.
+    aggregate: "token" (sum over all completion tokens / their number) or "sequence" (mean over each
+    completion, then over completions that have at least one token).
+
+    stats: kl (mean k3 per token, 0 without ref_logp), clip_low_frac (tokens with A < 0 and rho < 1 - clip_low:
+    the clipped branch, no gradient), clip_high_frac (A > 0 and rho > 1 + clip_high), ratio_min, ratio_max.
+    """
+    if aggregate not in ("token", "sequence"):
+        raise ValueError(f"aggregate must be 'token' or 'sequence', got {aggregate!r}")
+    if beta != 0 and ref_logp is None:
+        raise ValueError("beta != 0 needs ref_logp")
+    m = mask.bool()  # [N, T]
+    zero = torch.zeros((), dtype=logp.dtype, device=logp.device)
+    logp = torch.where(m, logp, zero)  # [N, T]
+    old_logp = torch.where(m, old_logp, zero)  # [N, T]
+    a = advantages[:, None].to(logp.dtype)  # [N, 1]
+
+    ratio = torch.exp(logp - old_logp)  # [N, T]
+    clipped = ratio.clamp(1 - clip_low, 1 + clip_high)  # [N, T]
+    pg = -torch.min(ratio * a, clipped * a)  # [N, T]
+    kl = kl_k3(logp, torch.where(m, ref_logp, zero)) if ref_logp is not None else torch.zeros_like(pg)  # [N, T]
+    per_token = torch.where(m, pg + beta * kl if beta else pg, zero)  # [N, T]
+
+    lengths = m.sum(dim=1)  # [N]
+    n_tokens = lengths.sum().clamp(min=1)
+    if aggregate == "token":
+        loss = per_token.sum() / n_tokens
+    else:
+        per_seq = per_token.sum(dim=1) / lengths.clamp(min=1)  # [N]
+        loss = per_seq.sum() / (lengths > 0).sum().clamp(min=1)
+
+    with torch.no_grad():
+        r = ratio[m]  # [n_tokens]
+        stats = {
+            "kl": float(torch.where(m, kl, zero).sum() / n_tokens),
+            "clip_low_frac": float(((ratio < 1 - clip_low) & (a < 0) & m).sum() / n_tokens),
+            "clip_high_frac": float(((ratio > 1 + clip_high) & (a > 0) & m).sum() / n_tokens),
+            "ratio_min": float(r.min()) if r.numel() else 1.0,
+            "ratio_max": float(r.max()) if r.numel() else 1.0,
+        }
+    return loss, stats

@@ -1,0 +1,251 @@
+"""Rewards: parse a completion, score it against a schema row (pure Python: re, json, math).
+
+The paper's dual reward (Temporal-RLT, arXiv 2506.01908): a discrete reward for semantic answers (the
+chosen option is right or wrong) and a continuous one for temporal answers (the IoU of the predicted and the
+true segment), each added to a format reward:
+
+    total = w_accuracy * accuracy + w_format * format        (defaults 0.5 and 0.5, as in the Temporal-R1 release)
+
+    task  the model writes                      accuracy                          iou
+    mcq   <answer>B</answer>                    1 if the letter is right, else 0  0 (no segment)
+    tvg   <answer>12.5 to 17.0</answer>         IoU(pred, gt)                     IoU(pred, gt)
+    gqa   <answer>B, 12.5 to 17.0</answer>      (1[letter right] + IoU) / 2       IoU(pred, gt)
+
+format is 1 when the completion is exactly `<think>...</think><answer>...</answer>` (see format_reward).
+Every part lies in [0, 1], so total lies in [0, w_accuracy + w_format] = [0, 1] with the defaults; every field
+is a python float. score() never raises on a completion: any string gets a finite total. An unparseable answer
+scores 0 accuracy and 0 IoU (as the release's grounding evaluation does).
+
+ANSWER_FORMATS below is what the SFT targets (data.target_text) write inside <answer>; times in seconds with
+one decimal (frames are sampled at 2 fps, so 0.1 s is finer than anything the model can see).
+
+Hostile inputs: parse_answer and format_reward use only linear-time string methods (find/rfind/count), and the
+regular expressions only ever see an answer of at most MAX_ANSWER_CHARS characters (a longer one is not
+parsed: None), so no input, however long or crafted, makes the reward slow.
+"""
+
+import json
+import math
+import re
+from dataclasses import dataclass
+
+ANSWER_FORMATS = {
+    "mcq": "{letter}",  # B
+    "tvg": "{start:.1f} to {end:.1f}",  # 12.5 to 17.0
+    "gqa": "{letter}, {start:.1f} to {end:.1f}",  # B, 12.5 to 17.0
+}
+MAX_ANSWER_CHARS = 1000  # longer answers are not parsed (bounds all regex work)
+EOS_TEXTS = ("<|im_end|>", "<|endoftext|>")  # end-of-sequence texts a decoded completion may end with
+TAGS = ("<think>", "</think>", "<answer>", "</answer>")
+
+_PREFIX = re.compile(r"(?:the\s+)?(?:answer|option)(?:\s+is)?\s*:?\s*", re.I)  # "Answer: ", "The answer is "
+_LETTER = re.compile(r"\(?([A-Z])\)?\.?")  # B, (B), B.
+_LETTER_TEXT = re.compile(r"\(?([A-Z])[.):]\s*(.+)", re.S)  # B) text, B. text, (B) text, B: text
+_NUM = r"\d+(?:\.\d+)?"  # unsigned: negative times, nan and inf never match
+_TIME = rf"(?:(\d+):)?({_NUM})"  # seconds, or mm:ss
+_RANGE = re.compile(rf"{_TIME}\s*(?:-|to)\s*{_TIME}", re.I)  # 12.5 to 17.0, 12.5-17.0, 00:12.5 - 00:17
+_PAIR = re.compile(rf"\[\s*({_NUM})\s*,\s*({_NUM})\s*\]")  # [12.5, 17.0]
+_GQA_SEP = re.compile(r"[,;\s]+")  # between the letter and the segment of a gqa answer
+_GQA_MAX_SPLITS = 64
+
+
+@dataclass
+class Reward:
+    total: float  # w_accuracy * accuracy + w_format * format
+    format: float  # 0 or 1
+    accuracy: float  # in [0, 1]
+    iou: float  # in [0, 1]; 0 for mcq
+
+
+def parse_answer(text):
+    """The content of the last `<answer>...</answer>`, stripped of surrounding whitespace; None if absent."""
+    close = text.rfind("</answer>")
+    start = text.rfind("<answer>", 0, max(close, 0))
+    if close < 0 or start < 0:
+        return None
+    return text[start + len("<answer>"):close].strip()
+
+
+def _norm(s):
+    return " ".join(s.split()).casefold().rstrip(".")
+
+
+def _option_by_text(text, options):
+    """The letter of the one option whose text equals `text` (case and spacing aside); None if none or several."""
+    hits = [i for i, o in enumerate(options) if _norm(o) == _norm(text)]
+    return chr(ord("A") + hits[0]) if len(hits) == 1 else None
+
+
+def parse_option(text, options=None):
+    """An option letter from an answer, or None when absent or ambiguous.
+
+    Accepted: `B`, `(B)`, `B.`, `B) text`, `B. text`, `B: text`, each optionally after `Answer:` or
+    `The answer is`; with `options` given, also the exact text of one option (case and spacing aside).
+    Letters are upper case; with `options` a letter past the last option is None, and so is `B) text` when
+    `text` is another option's text. `A or B`, `A, B` and the like match nothing: None.
+    """
+    if text is None or len(text) > MAX_ANSWER_CHARS:
+        return None
+    text = text.strip()
+    if options and (letter := _option_by_text(text, options)):
+        return letter
+    prefix = _PREFIX.match(text)
+    text = text[prefix.end():] if prefix else text
+    if m := _LETTER.fullmatch(text):
+        letter = m.group(1)
+    elif m := _LETTER_TEXT.fullmatch(text):
+        letter, rest = m.groups()
+        named = _option_by_text(rest, options) if options else None
+        if named and named != letter:
+            return None
+    elif options:
+        return _option_by_text(text, options)
+    else:
+        return None
+    if options and ord(letter) - ord("A") >= len(options):
+        return None
+    return letter
+
+
+def _json_time(v):
+    """A JSON start/end value as seconds: a number, or a string holding an unsigned decimal; else None."""
+    if isinstance(v, str) and re.fullmatch(_NUM, v.strip()):
+        return float(v)
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        try:
+            return float(v)
+        except OverflowError:  # an integer too large for a float
+            return None
+    return None
+
+
+def parse_segment(text):
+    """`(start, end)` in seconds from a temporal answer, or None.
+
+    Accepted (whitespace aside, the whole text must be one of these):
+        12.5 to 17.0     12.5-17.0     [12.5, 17.0]     00:12.5 - 00:17   (mm:ss, seconds < 60)
+        {"start_time": 12.5, "end_time": 17.0}   {"start_time": "12.5", "end_time": "17.0"}
+    None for anything else, including NaN/inf, negative times, start > end, and texts over MAX_ANSWER_CHARS.
+    """
+    if text is None or len(text) > MAX_ANSWER_CHARS:
+        return None
+    text = text.strip()
+    if m := _RANGE.fullmatch(text):
+        m1, s1, m2, s2 = m.groups()
+        if (m1 and float(s1) >= 60) or (m2 and float(s2) >= 60):
+            return None
+        start = 60 * float(m1 or 0) + float(s1)
+        end = 60 * float(m2 or 0) + float(s2)
+    elif m := _PAIR.fullmatch(text):
+        start, end = float(m.group(1)), float(m.group(2))
+    elif text.startswith("{"):
+        try:
+            obj = json.loads(text)
+        except (ValueError, RecursionError):
+            return None
+        if not isinstance(obj, dict):
+            return None
+        start, end = _json_time(obj.get("start_time")), _json_time(obj.get("end_time"))
+        if start is None or end is None:
+            return None
+    else:
+        return None
+    if not (math.isfinite(start) and math.isfinite(end) and 0 <= start <= end):
+        return None
+    return start, end
+
+
+def parse_gqa(text, options=None):
+    """`(letter, segment)` from a grounded-QA answer `B, 12.5 to 17.0` (ANSWER_FORMATS["gqa"]); each may be None.
+
+    The answer is split at a run of `,`, `;` or whitespace; the leftmost split whose right side parses as a
+    segment (any parse_segment form) wins and its left side goes to parse_option, so `B, [12.5, 17.0]`,
+    `(B) the dog; 12.5-17.0` and `Answer: B {"start_time": 1, "end_time": 2}` all work. With no such split the
+    whole answer is tried as a letter and as a segment alone (partial credit). At most 64 splits are tried.
+    """
+    if text is None or len(text) > MAX_ANSWER_CHARS:
+        return None, None
+    text = text.strip()
+    for i, sep in enumerate(_GQA_SEP.finditer(text)):
+        if i == _GQA_MAX_SPLITS:
+            break
+        segment = parse_segment(text[sep.end():])
+        if segment is not None:
+            return parse_option(text[:sep.start()], options), segment
+    return parse_option(text, options), parse_segment(text)
+
+
+def _overlap(pred, gt, duration):
+    """Prediction clipped to [0, duration] (when known), its length, and its intersection with gt."""
+    (ps, pe), (gs, ge) = pred, gt
+    if duration is not None:
+        ps, pe = min(max(ps, 0.0), duration), min(max(pe, 0.0), duration)
+    return pe - ps, ge - gs, max(0.0, min(pe, ge) - max(ps, gs))
+
+
+def temporal_iou(pred, gt, duration=None):
+    """|pred ∩ gt| / |pred ∪ gt|, pred clipped to [0, duration] when known. 0 for pred None or a zero union."""
+    if pred is None:
+        return 0.0
+    len_pred, len_gt, inter = _overlap(pred, gt, duration)
+    union = len_pred + len_gt - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
+def temporal_iop(pred, gt, duration=None):
+    """|pred ∩ gt| / |pred| (grounded QA's metric), pred clipped to [0, duration] when known. 0 for pred None or
+    a zero-length prediction."""
+    if pred is None:
+        return 0.0
+    len_pred, _, inter = _overlap(pred, gt, duration)
+    return float(inter / len_pred) if len_pred > 0 else 0.0
+
+
+def _strip_eos(text):
+    """The completion without trailing whitespace and end-of-sequence texts (EOS_TEXTS), in linear time."""
+    end = len(text.rstrip())
+    while eos := next((e for e in EOS_TEXTS if text.endswith(e, 0, end)), None):
+        end -= len(eos)
+        while end and text[end - 1].isspace():
+            end -= 1
+    return text[:end]
+
+
+def format_reward(completion):
+    """1.0 when the completion is exactly `<think>...</think>` then `<answer>...</answer>`, else 0.0.
+
+    One of each tag, in that order, nothing outside them but whitespace. Trailing end-of-sequence texts
+    (`<|im_end|>`, `<|endoftext|>`, any number, with whitespace) are stripped first: a completion decoded with its
+    EOS token keeps its format reward.
+    """
+    text = _strip_eos(completion).strip()
+    if any(text.count(tag) != 1 for tag in TAGS):
+        return 0.0
+    think, think_end, answer, answer_end = (text.find(tag) for tag in TAGS)
+    ok = (think == 0 and think < think_end < answer < answer_end == len(text) - len("</answer>")
+          and text[think_end + len("</think>"):answer].strip() == "")
+    return float(ok)
+
+
+def score(completion, sample, w_accuracy=0.5, w_format=0.5):
+    """Reward of one completion for one schema row (`task`, `options`, `answer`, `segment`, `duration`).
+
+    total = w_accuracy * accuracy + w_format * format, in [0, w_accuracy + w_format] (see the module docstring
+    for accuracy and iou per task). Never raises on the completion; an unknown task is a ValueError.
+    """
+    fmt = format_reward(completion)
+    answer = parse_answer(completion)
+    task = sample["task"]
+    if task == "mcq":
+        iou = 0.0
+        accuracy = float(parse_option(answer, sample["options"]) == sample["answer"])
+    elif task == "tvg":
+        iou = temporal_iou(parse_segment(answer), sample["segment"], sample.get("duration"))
+        accuracy = iou
+    elif task == "gqa":
+        letter, segment = parse_gqa(answer, sample["options"])
+        iou = temporal_iou(segment, sample["segment"], sample.get("duration"))
+        accuracy = (float(letter == sample["answer"]) + iou) / 2
+    else:
+        raise ValueError(f"unknown task {task!r} (expected mcq, tvg or gqa)")
+    return Reward(total=w_accuracy * accuracy + w_format * fmt, format=fmt, accuracy=accuracy, iou=iou)
