@@ -1,0 +1,486 @@
+"""data.py as worked examples: rows in, validated rows / frames / patches / prompt ids out."""
+
+import json
+import math
+import types
+
+import av
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers import PreTrainedTokenizerFast, Qwen2VLImageProcessorPil
+from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize as hf_smart_resize
+from transformers.models.qwen3_vl.processing_qwen3_vl import Qwen3VLProcessor
+from transformers.video_utils import VideoMetadata
+
+import data
+from data import DataError, VideoConfig
+
+
+def write_lines(path, lines):
+    path.write_text("".join((x if isinstance(x, str) else json.dumps(x)) + "\n" for x in lines))
+    return path
+
+
+def toy_rows(toy_dir):
+    return data.load_jsonl(str(toy_dir / "train.jsonl")) + data.load_jsonl(str(toy_dir / "test.jsonl"))
+
+
+# ----------------------------------------------------------------------------------------------------- loading
+
+
+def good_row(toy_dir, **changes):
+    video = str(toy_dir / "videos/toy_00000.mp4")
+    options = ["red", "green", "blue", "yellow"]
+    row = dict(id="ok", video=video, task="gqa", question="Which?", options=options, answer="B", segment=[0.5, 2.0])
+    row["duration"] = 4.0
+    row.update(changes)
+    return {k: v for k, v in row.items() if v is not None}
+
+
+def test_load_jsonl_resolves_relative_video_and_reads_missing_duration(toy_dir, tmp_path):
+    rows = data.load_jsonl(str(toy_dir / "train.jsonl"))  # make_toy writes paths relative to the JSONL's folder
+    assert rows[0]["video"] == str(toy_dir / "videos/toy_00000.mp4")
+    written = json.loads((toy_dir / "train.jsonl").read_text().splitlines()[0])
+    del written["duration"]
+    written["video"] = str(toy_dir / written["video"])  # absolute paths stay as they are
+    (row,) = data.load_jsonl(str(write_lines(tmp_path / "d.jsonl", [written])))
+    assert row["duration"] == rows[0]["duration"]  # 4 fps x T frames -> T / 4 seconds, read from the mp4
+
+
+BAD = {  # kind of bad input -> (the bad row, or a raw line, and the field the error must name)
+    "malformed line": ('{"id": "x", "video": ', "<line>"),
+    "missing field": (dict(question=None), "question"),
+    "mistyped field": (dict(options="red, green"), "options"),
+    "mistyped id": (dict(id=7), "id"),
+    "unknown task": (dict(task="caption"), "task"),
+    "bad answer letter": (dict(answer="E"), "answer"),
+    "segment outside duration": (dict(segment=[3.0, 4.5]), "segment"),
+    "negative segment": (dict(segment=[-1.0, 2.0]), "segment"),
+    "reversed segment": (dict(segment=[2.0, 0.5]), "segment"),
+    "duplicate id": (dict(id="ok"), "id"),
+    "missing video file": (dict(video="no_such.mp4"), "video"),
+}
+
+
+@pytest.mark.parametrize("kind", BAD)
+def test_load_jsonl_names_file_line_id_and_field_of_each_kind_of_bad_row(kind, toy_dir, tmp_path):
+    change, field = BAD[kind]
+    bad = change if isinstance(change, str) else good_row(toy_dir, **{"id": "bad-1", **change})
+    path = write_lines(tmp_path / "rows.jsonl", [good_row(toy_dir), bad])
+    with pytest.raises(DataError) as e:
+        data.load_jsonl(str(path))
+    msg = str(e.value)
+    assert f"{path}:2 " in msg and f"field={field}:" in msg and "1 problem(s)" in msg
+    if not isinstance(change, str):
+        assert f"id={bad['id']!r}" in msg
+
+
+def test_load_jsonl_reports_all_problems_of_a_file_at_once(toy_dir, tmp_path):
+    lines = [good_row(toy_dir)]
+    for i, (change, _) in enumerate(BAD.values()):
+        lines.append(change if isinstance(change, str) else good_row(toy_dir, **{"id": f"bad-{i}", **change}))
+    path = write_lines(tmp_path / "rows.jsonl", lines)
+    with pytest.raises(DataError) as e:
+        data.load_jsonl(str(path))
+    for lineno in range(2, len(lines) + 1):
+        assert f"{path}:{lineno} " in str(e.value)
+
+
+def test_skip_bad_drops_counts_and_lists_bad_rows(toy_dir, tmp_path, capsys):
+    lines = [good_row(toy_dir), good_row(toy_dir, id="b", answer="Z"), "not json", good_row(toy_dir, id="c")]
+    path = write_lines(tmp_path / "rows.jsonl", lines)
+    rows = data.load_jsonl(str(path), skip_bad=True, report=str(tmp_path / "bad.txt"))
+    assert [r["id"] for r in rows] == ["ok", "c"]
+    report = (tmp_path / "bad.txt").read_text().splitlines()
+    assert report[0].startswith(f"{path}:2 id='b' field=answer") and report[1].startswith(f"{path}:3 ")
+    assert "skipped 2 bad row(s)" in capsys.readouterr().err
+
+
+# ---------------------------------------------------------------------------------------- video -> frames
+
+
+@pytest.mark.parametrize(
+    "n_frames, fps, expected",
+    [
+        (16, 4.0, list(range(0, 16, 2))),  # 4 s at 4 fps -> 8 frames at 2 fps
+        (32, 4.0, list(range(0, 32, 2))),  # 8 s -> 16 frames = max_frames
+        (300, 30.0, [k * 300 // 16 for k in range(16)]),  # 10 s would be 20 frames: capped at 16
+        (6, 4.0, [0, 1, 3, 4]),  # 1.5 s would be 3 frames: min_frames 4
+        (10, 4.0, [0, 2, 5, 7]),  # 2.5 s -> 5 frames: rounded down to even
+        (1, 4.0, [0, 0]),  # a still image: its frame twice
+    ],
+)
+def test_frame_indices_sample_target_fps_clamped_even(n_frames, fps, expected):
+    assert data.frame_indices(n_frames, fps, VideoConfig()) == expected
+
+
+def test_read_video_keeps_timestamps_of_sampled_frames(toy_dir):
+    row = toy_rows(toy_dir)[0]
+    frames, times = data.read_video(row["video"], VideoConfig(), row["id"])
+    assert frames.dtype == np.uint8 and frames.shape == (2 * row["duration"], 64, 64, 3)
+    assert times == [k / 2 for k in range(int(2 * row["duration"]))]
+
+
+@pytest.mark.skipif(data.decord is None, reason="decord not installed")
+def test_decord_and_pyav_decode_the_same_frames(toy_dir):
+    for i in range(3):
+        path = str(toy_dir / f"videos/toy_{i:05d}.mp4")
+        a, ta = data.read_video(path, VideoConfig(decoder="decord"))
+        b, tb = data.read_video(path, VideoConfig(decoder="pyav"))
+        assert ta == tb and np.array_equal(a, b)
+
+
+def test_pyav_is_used_when_decord_is_missing(toy_dir, monkeypatch):
+    path = str(toy_dir / "videos/toy_00000.mp4")
+    expected, _ = data.read_video(path, VideoConfig(decoder="pyav"))
+    monkeypatch.setattr(data, "decord", None)
+    frames, _ = data.read_video(path, VideoConfig(decoder="auto"))
+    assert np.array_equal(frames, expected)
+
+
+@pytest.fixture(scope="module")
+def broken(toy_dir, tmp_path_factory):
+    """Real broken files made from a toy clip (whose moov atom is at the end, after the frame data)."""
+    d, src = tmp_path_factory.mktemp("broken"), toy_dir / "videos/toy_00001.mp4"
+    raw = src.read_bytes()
+    (d / "empty.mp4").write_bytes(b"")
+    (d / "garbage.mp4").write_bytes(b"this is not a video\n" * 50)
+    (d / "truncated.mp4").write_bytes(raw[: len(raw) // 2])  # frame data cut, index lost
+    start, end = raw.index(b"mdat") + 8, raw.index(b"moov") - 4
+    noise = np.random.default_rng(0).integers(0, 256, end - start, dtype=np.uint8).tobytes()
+    (d / "corrupt.mp4").write_bytes(raw[:start] + noise + raw[end:])  # valid index, frame data garbage
+    with av.open(str(src)) as i, av.open(str(d / "fs.mp4"), "w", options={"movflags": "faststart"}) as o:
+        stream = o.add_stream_from_template(i.streams.video[0])
+        for packet in i.demux(i.streams.video[0]):
+            if packet.dts is not None:
+                packet.stream = stream
+                o.mux(packet)
+    with av.open(str(d / "fs.mp4")) as i:
+        cut = [p.pos for p in i.demux(video=0) if p.dts is not None][20]
+    # index first, cut cleanly after 20 of its 32 frames: it opens and decodes without error, then ends early
+    (d / "truncated_after_index.mp4").write_bytes((d / "fs.mp4").read_bytes()[:cut])
+    with av.open(str(d / "audio_only.mp4"), "w", format="wav") as o:
+        stream = o.add_stream("pcm_s16le", rate=8000)
+        frame = av.AudioFrame.from_ndarray(np.zeros((1, 800), np.int16), format="s16", layout="mono")
+        frame.sample_rate = 8000
+        o.mux(stream.encode(frame) + stream.encode())
+    return d
+
+
+BROKEN = {  # kind of broken file -> what the error says
+    "missing": "video file not found",
+    "empty": "video file is empty",
+    "garbage": "cannot read video",
+    "truncated": "cannot read video",
+    "audio_only": "no video stream",
+    "corrupt": "cannot decode video",
+    "truncated_after_index": "cannot decode video",
+}
+
+
+@pytest.mark.parametrize("decoder", ["pyav", "auto"])
+@pytest.mark.parametrize("kind", BROKEN)
+def test_broken_video_is_a_data_error_naming_file_and_sample(kind, decoder, broken):
+    path = str(broken / f"{kind}.mp4")
+    with pytest.raises(DataError) as e:
+        data.read_video(path, VideoConfig(decoder=decoder), sample_id="clip-7")
+    assert str(e.value).startswith(f"{path} (sample clip-7): {BROKEN[kind]}")
+    if kind == "truncated_after_index" and decoder == "pyav":
+        assert "truncated: decoded 10 of the 16 frames needed" in str(e.value)
+
+
+def test_broken_file_never_reaches_decord(broken, monkeypatch):
+    calls = []
+    monkeypatch.setattr(data, "decord", types.SimpleNamespace(VideoReader=lambda *a, **k: calls.append(a)))
+    for kind in ["empty", "garbage", "truncated", "audio_only"]:
+        with pytest.raises(DataError):
+            data.read_video(str(broken / f"{kind}.mp4"), VideoConfig(decoder="decord"), "x")
+    assert calls == []  # PyAV's probe refused them first: decord can segfault on garbage
+
+
+# ---------------------------------------------------------------------------------------- frames -> patches
+
+SHAPES = [(1, 1), (20, 30), (50, 77), (77, 50), (13, 2000), (480, 854), (1080, 1920), (3000, 17)]
+
+
+@pytest.mark.parametrize("factor", [28, 32])
+@pytest.mark.parametrize("h, w", SHAPES)
+def test_smart_resize_equals_transformers(h, w, factor):
+    for lo, hi in [(56 * 56, 256 * 28 * 28), (4 * 28 * 28, 16384 * 28 * 28), (128 * 28 * 28, 768 * 28 * 28)]:
+        assert data.smart_resize(h, w, factor, lo, hi) == hf_smart_resize(h, w, factor, lo, hi)
+    with pytest.raises(ValueError):
+        data.smart_resize(10, 2001, factor, 56 * 56, 256 * 28 * 28)
+
+
+def oracle(family, cfg):
+    fam = data.FAMILIES[family]
+    return Qwen2VLImageProcessorPil(
+        patch_size=fam["patch_size"], temporal_patch_size=2, merge_size=fam["merge_size"], image_mean=fam["mean"],
+        image_std=fam["std"], min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels,
+    )
+
+
+@pytest.mark.parametrize("family", list(data.FAMILIES))
+@pytest.mark.parametrize("h, w", [(20, 30), (50, 77), (300, 500)])  # upscaled to min_pixels, rounded, capped
+def test_patchify_equals_qwen2vl_image_processor_on_frame_pairs(family, h, w):
+    cfg = VideoConfig(min_pixels=56 * 56, max_pixels=128 * 28 * 28)
+    frames = np.random.default_rng(0).integers(0, 256, (3, h, w, 3), dtype=np.uint8).repeat(2, axis=0)  # pairs
+    pixel_values, grid = data.patchify(frames, family, cfg)
+    n = int(grid[1] * grid[2])  # patches per temporal block
+    for b in range(3):  # an image is a 1-block video of the frame repeated: the processor's own convention
+        ref = oracle(family, cfg)(images=Image.fromarray(frames[2 * b]), return_tensors="np")
+        assert grid.tolist() == [3, *ref["image_grid_thw"][0, 1:].tolist()]
+        np.testing.assert_allclose(pixel_values[b * n : (b + 1) * n].numpy(), ref["pixel_values"], atol=1e-5)
+
+
+@pytest.mark.parametrize("family", list(data.FAMILIES))
+def test_patchify_puts_the_two_frames_of_a_block_on_the_temporal_axis(family):
+    cfg, P = VideoConfig(), data.FAMILIES[family]["patch_size"]
+    f0, f1 = np.random.default_rng(1).integers(0, 256, (2, 64, 96, 3), dtype=np.uint8)
+    pixel_values, _ = data.patchify(np.stack([f0, f1]), family, cfg)
+    ours = pixel_values.reshape(-1, 3, 2, P, P).numpy()  # [N, C, t, P, P]
+    for t, frame in enumerate([f0, f1]):
+        ref = oracle(family, cfg)(images=Image.fromarray(frame), return_tensors="np")["pixel_values"]
+        np.testing.assert_allclose(ours[:, :, t], ref.reshape(-1, 3, 2, P, P)[:, :, 0], atol=1e-5)
+
+
+def test_patchify_pads_an_odd_frame_count_with_the_last_frame():
+    frames = np.random.default_rng(2).integers(0, 256, (3, 56, 56, 3), dtype=np.uint8)
+    odd, grid = data.patchify(frames, "qwen2_5_vl")
+    even, _ = data.patchify(np.concatenate([frames, frames[-1:]]), "qwen2_5_vl")
+    assert grid.tolist() == [2, 4, 4] and torch.equal(odd, even)
+
+
+# ---------------------------------------------------------------------------------------------------- prompts
+
+TVG = dict(id="p", task="tvg", question="When is the red circle visible?", segment=[1.0, 2.5], duration=4.0)
+MCQ = dict(id="m", task="mcq", question="What colour is it?", options=["red", "blue"], answer="B")
+GQA = dict(MCQ, id="g", task="gqa", segment=[0.5, 3.0], duration=6.0)
+
+
+def test_qwen2_5_prompt_written_out(toy_tok):
+    ids = data.build_prompt(TVG, toy_tok, "qwen2_5_vl", torch.tensor([2, 4, 4]), [0.25, 1.25])
+    assert toy_tok.decode(ids) == (
+        "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
+        "<|vision_start|>" + "<|video_pad|>" * 8 + "<|vision_end|>"  # 2 blocks x 4x4 patches / 2x2 merge
+        "The video is 4.0 seconds long.\nWhen is the red circle visible?\n"
+        "Think briefly in <think> </think>, then give the start and end time in seconds in <answer> </answer>, "
+        "as <answer>2.5 to 7.0</answer>.<|im_end|>\n<|im_start|>assistant\n"
+    )
+    assert ids.count(toy_tok.convert_tokens_to_ids("<|video_pad|>")) == 8
+
+
+def test_qwen3_video_placeholder_equals_transformers_processor(toy_tok):
+    idx, fps, grid = [0, 2, 4, 6, 9, 11], 4.0, torch.tensor([3, 4, 6])
+    proc = types.SimpleNamespace(  # just what the processor's method reads from `self`
+        video_processor=types.SimpleNamespace(merge_size=2, temporal_patch_size=2),
+        vision_start_token="<|vision_start|>", vision_end_token="<|vision_end|>", video_token="<|video_pad|>",
+    )
+    proc._calculate_timestamps = lambda *a: Qwen3VLProcessor._calculate_timestamps(proc, *a)
+    meta = VideoMetadata(total_num_frames=16, fps=fps, frames_indices=idx)
+    theirs = Qwen3VLProcessor.replace_video_token(proc, {"video_grid_thw": grid[None], "video_metadata": [meta]}, 0)
+    times = [i / fps for i in idx]
+    blocks = [(a + b) / 2 for a, b in zip(times[0::2], times[1::2])]  # what prepare_sample stores per block
+    assert data.video_text("qwen3_vl", grid, blocks) == theirs  # "<0.2 seconds><|vision_start|>…<2.5 seconds>…"
+    text = toy_tok.decode(data.build_prompt(TVG, toy_tok, "qwen3_vl", grid, blocks))
+    assert theirs + "The video is 4.0 seconds long." in text
+
+
+def test_options_duration_and_instruction_per_task():
+    mcq, gqa = data.user_text(MCQ), data.user_text(GQA)
+    assert mcq == "What colour is it?\nA. red\nB. blue\n" + data.INSTRUCTIONS["mcq"]  # no duration for mcq
+    assert gqa.startswith("The video is 6.0 seconds long.\nWhat colour is it?\nA. red\nB. blue\n")
+    assert "<answer>A, 2.5 to 7.0</answer>" in gqa and "<answer>2.5 to 7.0</answer>" in data.user_text(TVG)
+
+
+def test_text_with_a_video_token_in_it_is_refused(toy_tok):
+    with pytest.raises(DataError, match="sample p"):
+        data.build_prompt(dict(TVG, question="<|video_pad|>?"), toy_tok, "qwen2_5_vl", torch.tensor([1, 2, 2]), [0])
+
+
+def test_target_text_per_task():
+    assert data.target_text(MCQ) == "<think>The answer is blue.</think><answer>B</answer>"
+    assert data.target_text(TVG) == (
+        "<think>The moment lasts from 1.0 to 2.5 seconds.</think><answer>1.0 to 2.5</answer>"
+    )
+    assert data.target_text(GQA) == (
+        "<think>From 0.5 to 3.0 seconds the answer is blue.</think><answer>B, 0.5 to 3.0</answer>"
+    )
+
+
+@pytest.mark.parametrize("family", list(data.FAMILIES))
+def test_prepare_sample_on_a_toy_clip(family, toy_dir, toy_tok):
+    row = toy_rows(toy_dir)[1]
+    s = data.prepare_sample(row, toy_tok, family, VideoConfig())
+    T = int(2 * row["duration"])  # frames at 2 fps; 64x64 -> 56x56 (qwen2.5) or 64x64 (qwen3): 4x4 patches
+    P = data.FAMILIES[family]["patch_size"]
+    assert s.grid_thw.tolist() == [[T // 2, 4, 4]] and s.pixel_values.shape == (T // 2 * 16, 3 * 2 * P * P)
+    assert s.timestamps == [k + 0.25 for k in range(T // 2)] and s.second_per_grid == 1.0
+    assert s.prompt_ids.dtype == torch.long and s.id == row["id"] and s.family == family
+    assert (s.prompt_ids == toy_tok.convert_tokens_to_ids("<|video_pad|>")).sum() == T // 2 * 4
+
+
+def test_second_per_grid_uses_the_sampled_fps_not_the_requested_one(tmp_path, toy_tok):
+    path = tmp_path / "ten_fps.mp4"
+    data.write_mp4(str(path), np.zeros((30, 32, 32, 3), np.uint8), fps=10)  # 3 s at 10 fps
+    row = dict(TVG, video=str(path), duration=3.0)
+    s = data.prepare_sample(row, toy_tok, "qwen2_5_vl", VideoConfig(fps=1.0, min_frames=4))
+    # 1 fps would give 3 frames; min_frames makes it 4 frames in 3 s: sampled fps 4/3, 2 frames a block -> 1.5 s
+    assert len(s.timestamps) == 2 and math.isclose(s.second_per_grid, 1.5)
+
+
+def test_too_long_prompt_is_an_error_not_a_truncation(toy_dir, toy_tok):
+    row = toy_rows(toy_dir)[0]
+    with pytest.raises(DataError, match=f"sample {row['id']}.*max_prompt_tokens=20"):
+        data.prepare_sample(row, toy_tok, "qwen2_5_vl", VideoConfig(max_prompt_tokens=20))
+
+
+# ------------------------------------------------------------------------------------------------ the toy world
+
+
+def test_make_toy_layout_and_split(toy_dir, toy_tok):
+    train, test = data.load_jsonl(str(toy_dir / "train.jsonl")), data.load_jsonl(str(toy_dir / "test.jsonl"))
+    assert (len(train), len(test)) == (5, 1)  # n=6: the last n//4 clips are the test split
+    assert sorted(p.name for p in (toy_dir / "videos").iterdir()) == [f"toy_{i:05d}.mp4" for i in range(6)]
+    assert [r["task"] for r in train + test] == ["mcq", "tvg", "gqa"] * 2
+    for r in train + test:
+        assert 4 <= r["duration"] <= 8 and all(2 * x == int(2 * x) for x in r.get("segment", []))
+    saved = PreTrainedTokenizerFast.from_pretrained(str(toy_dir / "tokenizer"))
+    assert saved.get_vocab() == toy_tok.get_vocab() and saved.eos_token == "<|im_end|>"
+
+
+def test_make_toy_is_deterministic_from_the_seed(tmp_path, toy_dir):
+    a, b, c = (data.make_toy(str(tmp_path / name), n=2, seed=seed)[0] for name, seed in [("a", 0), ("b", 0), ("c", 1)])
+    assert open(a).read() == open(b).read() != open(c).read()
+    ours = {r["id"]: r for r in toy_rows(toy_dir)}
+    for r in data.load_jsonl(a):  # clip i depends on (seed, i) only, not on n
+        assert {**r, "video": ""} == {**ours[r["id"]], "video": ""}
+        assert np.array_equal(data.read_video(r["video"])[0], data.read_video(ours[r["id"]]["video"])[0])
+
+
+def colour_masks(frames, colour):
+    """[T, H, W] bool: pixels close to a toy colour (the encoding leaves a few levels of noise)."""
+    return np.abs(frames.astype(int) - np.array(data.COLOURS[colour])).max(-1) < 40
+
+
+def test_toy_ground_truth_is_what_the_frames_show(toy_dir):
+    for row in toy_rows(toy_dir):
+        frames, times = data.read_video(row["video"], VideoConfig(), row["id"])
+        if row["task"] == "tvg":
+            colour = row["question"].split()[3]  # "When is the {colour} {kind} visible?"
+        else:
+            colour = row["options"][ord(row["answer"]) - ord("A")]
+        masks = colour_masks(frames, colour)
+        seen = masks.sum((1, 2)) > 30  # [T]
+        if row["task"] in ("tvg", "gqa"):
+            start, end = row["segment"]
+            assert seen.tolist() == [start <= t < end for t in times], row
+        if row["task"] == "mcq":
+            xs = [np.nonzero(m)[1].mean() for m in masks if m.sum() > 30]  # centroid column per visible frame
+            assert len(xs) >= 2 and (xs[-1] < xs[0]) == ("left" in row["question"]), row
+        if row["task"] == "gqa":
+            others = [c for c in data.COLOURS if c != colour and colour_masks(frames, c).sum() > 30]
+            first_seen = {c: times[int(np.argmax(colour_masks(frames, c).sum((1, 2)) > 30))] for c in others}
+            earlier = all(start < t for t in first_seen.values())
+            assert earlier == ("first" in row["question"]), row
+
+
+def test_toy_tokenizer(toy_dir, toy_tok):
+    text = 'Héllo {"start_time": 12.5} 你好\n\t<answer>12.5 to 17.0</answer>'
+    assert toy_tok.decode(toy_tok(text, add_special_tokens=False)["input_ids"]) == text  # bytes: any text
+    for token in data.SPECIAL_TOKENS + data.TAG_TOKENS:
+        assert len(toy_tok(token, add_special_tokens=False)["input_ids"]) == 1
+    assert (toy_tok.eos_token, toy_tok.pad_token) == ("<|im_end|>", "<|endoftext|>") and len(toy_tok) <= 1024
+    assert data.toy_tokenizer().get_vocab() == toy_tok.get_vocab()  # trained deterministically
+    for row in toy_rows(toy_dir):
+        assert len(toy_tok(data.target_text(row))["input_ids"]) < 40  # short completions: fast CPU training
+
+
+def test_toy_command(tmp_path):
+    data.main(["toy", "--out", str(tmp_path / "t"), "--n", "4", "--seed", "3"])
+    assert len(data.load_jsonl(str(tmp_path / "t/train.jsonl"))) == 3
+    assert len(data.load_jsonl(str(tmp_path / "t/test.jsonl"))) == 1
+    assert (tmp_path / "t/tokenizer/tokenizer.json").exists()
+
+
+# ------------------------------------------------------------------------------------------------ converters
+
+
+def test_convert_temporal_r1_fractions_to_seconds(tmp_path):
+    records = [
+        dict(dataset="charades", video="v/A.mp4", problem="person turns a light on.", solution=[0.25, 0.5],
+             video_length=30.0),
+        dict(dataset="charades", video="v/B.mp4", problem="x", solution=[12.0, 15.0], video_length=30),  # seconds
+        dict(video="v/C.mp4"),
+    ]
+    (tmp_path / "in.json").write_text(json.dumps(records))
+    n, problems = data.convert("temporal_r1", str(tmp_path / "in.json"), str(tmp_path / "out.jsonl"))
+    row = json.loads((tmp_path / "out.jsonl").read_text())
+    question = 'When does "person turns a light on" happen in the video?'
+    assert n == 1 and row == dict(id="charades-1", video="v/A.mp4", task="tvg", question=question,
+                                  segment=[7.5, 15.0], duration=30.0)
+    assert [p.split(": ")[0] for p in problems] == [f"{tmp_path / 'in.json'}:2", f"{tmp_path / 'in.json'}:3"]
+
+
+def test_convert_lmms_eval_charades_rows(tmp_path):
+    lines = [dict(video="3MSZA.mp4", caption="person turn a light on.", timestamp=[24.3, 30.4]), dict(video="b")]
+    write_lines(tmp_path / "in.jsonl", lines + ['{"video": "c.mp4", '])
+    n, problems = data.convert("lmms_charades", str(tmp_path / "in.jsonl"), str(tmp_path / "o.jsonl"), "videos")
+    row = json.loads((tmp_path / "o.jsonl").read_text())
+    assert n == 1 and row["video"] == "videos/3MSZA.mp4" and row["segment"] == [24.3, 30.4]
+    assert row["question"] == 'When does "person turn a light on" happen in the video?'
+    assert [p.split(": ")[:2] for p in problems] == [
+        [f"{tmp_path / 'in.jsonl'}:2", "KeyError"],
+        [f"{tmp_path / 'in.jsonl'}:3", "JSONDecodeError"],
+    ]
+
+
+def test_convert_charades_sta_text_lines_then_load(toy_dir, tmp_path, capsys):
+    (tmp_path / "sta.txt").write_text("toy_00000 0.5 2.0##the shape moves.\nno separator here\ntoy_00001 1 3##x\n")
+    data.main(["convert", "--from", "charades_sta", str(tmp_path / "sta.txt"), str(tmp_path / "o.jsonl"),
+               "--video-dir", str(toy_dir / "videos"), "--ext", ".mp4"])
+    out = capsys.readouterr()
+    assert "wrote 2 rows" in out.out and f"{tmp_path / 'sta.txt'}:2:" in out.err
+    rows = data.load_jsonl(str(tmp_path / "o.jsonl"))  # videos found, durations read from them
+    assert [(r["id"], r["segment"]) for r in rows] == [("toy_00000-1", [0.5, 2.0]), ("toy_00001-3", [1.0, 3.0])]
+
+
+def test_convert_nextgqa_csv_plus_grounding_json(tmp_path):
+    header = "video_id,frame_count,width,height,question,answer,qid,type,a0,a1,a2,a3,a4\n"
+    (tmp_path / "val.csv").write_text(
+        header + "4010069381,1800,640,480,why did the boy pick up one present,to give to the girl,6,CW,"
+        "to eat,to give to the girl,to throw,to play,to clean\n"
+        "4010069381,1800,640,480,what did the girl do,2,9,TN,sit,run,jump,cry,sing\n"  # answer as an index
+        "4010069381,1800,640,480,what next,sit,11,TN,sit,run,jump,cry,sing\n"
+    )
+    spans = {"6": [[12.1, 17.1], [20.0, 23.5]], "9": [[1.0, 2.0]]}  # qid -> segments
+    (tmp_path / "gsub.json").write_text(json.dumps({"4010069381": {"duration": 60.0, "fps": 30, "location": spans}}))
+    (tmp_path / "map.json").write_text(json.dumps({"4010069381": "1106/4010069381"}))
+    n, problems = data.convert("nextgqa", str(tmp_path / "val.csv"), str(tmp_path / "o.jsonl"), "nextqa",
+                               grounding=str(tmp_path / "gsub.json"), video_map=str(tmp_path / "map.json"))
+    row, row2 = (json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines())
+    assert n == 2 and row2["answer"] == "C" and row2["segment"] == [1.0, 2.0]
+    assert row == dict(id="4010069381_6", video="nextqa/1106/4010069381.mp4", task="gqa",
+                                  question="why did the boy pick up one present?",
+                                  options=["to eat", "to give to the girl", "to throw", "to play", "to clean"],
+                                  answer="B", segment=[12.1, 23.5], duration=60.0)  # several spans -> hull
+    assert len(problems) == 1 and problems[0].startswith(f"{tmp_path / 'val.csv'}:4: KeyError")  # qid 11: no span
+
+
+def test_convert_video_r1_multiple_choice(tmp_path):
+    records = [
+        dict(problem_id=2, problem="What is the man doing?", data_type="video", problem_type="multiple choice",
+             options=["A. cooking", "B. running", "C. sleeping", "D. reading"], solution="<answer>B</answer>",
+             path="./LLaVA-Video/x.mp4"),
+        dict(problem_id=3, problem="?", data_type="image", problem_type="multiple choice", options=[], path="y.jpg",
+             solution="<answer>A</answer>"),
+    ]
+    (tmp_path / "in.json").write_text(json.dumps(records))
+    n, problems = data.convert("video_r1", str(tmp_path / "in.json"), str(tmp_path / "o.jsonl"))
+    row = json.loads((tmp_path / "o.jsonl").read_text())
+    assert n == 1 and row == dict(id="video_r1-2", video="./LLaVA-Video/x.mp4", task="mcq",
+                                  question="What is the man doing?",
+                                  options=["cooking", "running", "sleeping", "reading"], answer="B")
+    assert len(problems) == 1 and "not a video multiple-choice item" in problems[0] and ":2:" in problems[0]
