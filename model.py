@@ -1,0 +1,416 @@
+"""Policy and reference models, 3-D rotary positions, shared-prompt packing, per-token log-probs, rollouts.
+
+The G completions of a prompt share the prompt, and the prompt's video tokens are most of the sequence. So each group
+is laid out once on a row, [prompt, c_1 .. c_G], and the vision tower and the prompt are computed once per group:
+
+    row         | prompt_1: text, video, text | c_11      | c_12    | prompt_2 ...        | c_21      | ...
+    rotary pos  | 0 1 2 (t,h,w) ...         m | m+1 m+2 . | m+1 ..  | 0 1 2 ...        m' | m'+1 ..   |
+
+    query sees key      prompt_1   c_11     c_12        A completion's query j sees all of its prompt's keys and
+        prompt_1        causal                          its own keys 0..j, at the positions it would have had
+        c_11            all        causal               alone after its prompt: exactly the plain forward of
+        c_12            all        .        causal      [prompt, c], with the prompt computed once.
+
+The segment table has a row per segment, (start, length, prefix_start, prefix_length): a prompt is a segment with no
+prefix, a completion's prefix is its prompt. On CPU (and in float32) the table becomes a boolean [L, L] mask for SDPA;
+on CUDA each segment's keys are gathered as [prefix, own] and one varlen kernel call (flash-attn, else torch's
+varlen_attn) does causal attention aligned bottom-right. Our attention function is registered with transformers'
+AttentionInterface and set on the language model's config only (the vision tower keeps its own).
+
+Positions are always ours and always explicit, as the 4-row [text; t; h; w] tensor (DESIGN.md traps 1 and 8); the
+model's get_rope_index and its stateful rope_deltas are never used. We call the model's parts (vision tower, language
+model, LM head) ourselves, inside a forward of the top module so that FSDP2's root hooks fire (_root_call).
+"""
+
+import inspect
+import os
+import types
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch.distributed.fsdp import FSDPModule, register_fsdp_forward_method
+from torch.utils.checkpoint import checkpoint
+from transformers import (AttentionInterface, AutoConfig, DynamicCache, Qwen2_5_VLConfig,
+                          Qwen2_5_VLForConditionalGeneration, Qwen3VLConfig, Qwen3VLForConditionalGeneration)
+from transformers.integrations.sdpa_attention import sdpa_attention_forward
+from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+try:
+    from flash_attn import flash_attn_varlen_func
+except ImportError:
+    flash_attn_varlen_func = None
+try:
+    from torch.nn.attention.varlen import varlen_attn
+except ImportError:
+    varlen_attn = None
+
+FAMILIES = {"qwen2_5_vl": (Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration),
+            "qwen3_vl": (Qwen3VLConfig, Qwen3VLForConditionalGeneration)}
+ATTENTION = "vrl_shared_prefix"  # our attention's name in AttentionInterface
+LOGIT_CHUNK = 1024  # completion tokens per LM-head chunk: [1024, 152k] float32 logits is 0.6 GB
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# models
+
+def tiny_config(family="qwen2_5_vl", tokenizer=None):
+    """A 2-layer config of the real class (hidden 64, vision depth 2) for tests and the toy world.
+    Vocabulary and special ids come from the tokenizer (data.toy_tokenizer() by default)."""
+    if tokenizer is None:
+        from data import toy_tokenizer
+        tokenizer = toy_tokenizer()
+    tid = tokenizer.convert_tokens_to_ids
+    text = dict(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+                bos_token_id=tokenizer.bos_token_id, eos_token_id=tid("<|im_end|>"),
+                pad_token_id=tokenizer.pad_token_id)
+    vision = dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64,
+                  spatial_merge_size=2, temporal_patch_size=2)
+    if family == "qwen2_5_vl":  # head_dim 16: mrope_section sums to 8, as (16, 24, 24) does to 64 at 7B
+        text["rope_parameters"] = dict(rope_type="default", rope_theta=1e6, mrope_section=[2, 3, 3])
+        vision.update(patch_size=14, tokens_per_second=2, window_size=112, fullatt_block_indexes=[1])
+    else:  # Qwen3-VL: interleaved mRoPE, deepstack features from both vision blocks
+        text.update(head_dim=16, rope_parameters=dict(rope_type="default", rope_theta=5e6, mrope_section=[4, 2, 2],
+                                                      mrope_interleaved=True))
+        vision.update(patch_size=16, num_position_embeddings=64, deepstack_visual_indexes=[0, 1])
+    return FAMILIES[family][0](
+        text_config=text, vision_config=vision, tie_word_embeddings=False,
+        video_token_id=tid("<|video_pad|>"), image_token_id=tid("<|image_pad|>"),
+        vision_start_token_id=tid("<|vision_start|>"), vision_end_token_id=tid("<|vision_end|>"))
+
+
+def load_model(path_or_config, dtype=torch.float32):
+    """The real HF class from a checkpoint folder (from_pretrained) or a config (random init), with our
+    shared-prefix attention on the language model only."""
+    if isinstance(path_or_config, (str, os.PathLike)):
+        config = AutoConfig.from_pretrained(path_or_config)
+        model = FAMILIES[config.model_type][1].from_pretrained(path_or_config, dtype=dtype)
+    else:
+        model = FAMILIES[path_or_config.model_type][1]._from_config(path_or_config, dtype=dtype)
+    model.set_attn_implementation({"text_config": ATTENTION})
+    return model
+
+
+def _root_call(model, fn):
+    """fn() run as a forward of the top module. FSDP2 gathers the root's own weights (embeddings, LM head, vision
+    merger) and arms the backward reduce-scatter only around a root forward, and our passes call the model's parts
+    directly; register_fsdp_forward_method makes a trampoline method count as one. No-op without FSDP."""
+    if not isinstance(model, FSDPModule):
+        return fn()
+    if "_vrl_forward" not in vars(model):
+        model._vrl_forward = types.MethodType(lambda self, f: f(), model)
+        register_fsdp_forward_method(model, "_vrl_forward")
+    return model._vrl_forward(fn)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# 3-D rotary positions
+
+def _grid(t_index, h, w):
+    """[3, T*h*w] (t, h, w) index of every merged token of a block, row-major as the vision tower emits them."""
+    return torch.stack(torch.meshgrid(t_index, torch.arange(h), torch.arange(w), indexing="ij")).reshape(3, -1)
+
+
+def _video_blocks(grid_thw, second_per_grid, config):
+    """Relative positions of each run of video tokens, in prompt order.
+    Qwen2.5-VL: one run per video, t index floor(t * second_per_grid * tokens_per_second).
+    Qwen3-VL: one run per temporal block, each at t index 0 (time is in the text: "<2.5 seconds>")."""
+    m = config.vision_config.spatial_merge_size
+    spgs = torch.as_tensor(second_per_grid, dtype=torch.float64).reshape(-1).expand(len(grid_thw)).tolist()
+    blocks = []
+    for (t, h, w), spg in zip(grid_thw.tolist(), spgs):
+        if config.model_type == "qwen3_vl":
+            blocks += [_grid(torch.zeros(1, dtype=torch.long), h // m, w // m)] * t
+        else:
+            step = spg * config.vision_config.tokens_per_second
+            blocks.append(_grid((torch.arange(t, dtype=torch.float64) * step).floor().long(), h // m, w // m))
+    return blocks
+
+
+def rope_positions(input_ids, grid_thw, second_per_grid, config):
+    """[4, L] positions of one prompt: row 0 the token index (what HF builds masks from), rows 1-3 the rotary (t, h, w).
+
+    Text counts up by 1. A run of video tokens gets its block's (t, h, w) offset by the position where the run
+    starts; whatever follows starts at max(all previous positions) + 1 (the released checkpoints' rule; DESIGN.md
+    trap 1 - transformers 5.23 restarts below the video's last temporal position)."""
+    blocks = iter(_video_blocks(grid_thw.reshape(-1, 3), second_per_grid, config))
+    is_video = (input_ids == config.video_token_id).cpu()
+    cuts = (torch.nonzero(is_video[1:] != is_video[:-1]).flatten() + 1).tolist()
+    pos = torch.zeros(3, len(input_ids), dtype=torch.long)  # [3, L]
+    start = 0
+    for a, b in zip([0, *cuts], [*cuts, len(input_ids)]):
+        if is_video[a]:
+            block = next(blocks, None)
+            if block is None or block.shape[1] != b - a:
+                raise ValueError(f"video tokens {a}:{b} do not match the video grids {grid_thw.tolist()}")
+            pos[:, a:b] = block + start
+        else:
+            pos[:, a:b] = torch.arange(b - a) + start
+        start = int(pos[:, a:b].max()) + 1
+    if next(blocks, None) is not None:
+        raise ValueError(f"fewer runs of video tokens than the video grids {grid_thw.tolist()} need")
+    return torch.cat([torch.arange(len(input_ids))[None], pos]).to(input_ids.device)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# shared-prefix attention
+
+def block_mask(segments, length):
+    """[L, L] bool, query i may see key j: its own segment causally, and all of its segment's prefix."""
+    n, pstart, plen = segments[:, 1], segments[:, 2], segments[:, 3]
+    seg = torch.repeat_interleave(torch.arange(len(segments), device=segments.device), n)  # [L] segment of each token
+    i = torch.arange(length, device=segments.device)
+    own = (seg[:, None] == seg[None, :]) & (i[None, :] <= i[:, None])
+    lo, hi = pstart[seg][:, None], (pstart + plen)[seg][:, None]
+    return own | ((i[None, :] >= lo) & (i[None, :] < hi))
+
+
+def key_layout(segments):
+    """For varlen kernels: keys gathered per segment as [prefix, own] -> (key_index [T_k], cu_seqlens_q [S+1],
+    cu_seqlens_k [S+1], max_q, max_k). Queries stay in row order; causal alignment is bottom-right."""
+    rows = segments.tolist()
+    key_index = torch.cat([torch.cat([torch.arange(ps, ps + pl), torch.arange(s, s + n)]) for s, n, ps, pl in rows])
+    n, nk = segments[:, 1], segments[:, 1] + segments[:, 3]
+    cu = lambda x: F.pad(x.cumsum(0), (1, 0)).to(torch.int32)
+    return key_index.to(segments.device), cu(n), cu(nk), int(n.max()), int(nk.max())
+
+
+def _varlen_kernel(q, k, v, cu_q, cu_k, max_q, max_k, scale):
+    """Causal varlen attention, q [T_q, H, D], k/v [T_k, H_kv, D] -> [T_q, H, D]: flash-attn, else torch's."""
+    if flash_attn_varlen_func is not None:
+        return flash_attn_varlen_func(q, k, v, cu_q, cu_k, max_q, max_k, softmax_scale=scale, causal=True)
+    params = inspect.signature(varlen_attn).parameters
+    kw = {"window_size": (-1, 0)} if "window_size" in params else {"is_causal": True}
+    if "enable_gqa" in params:
+        kw["enable_gqa"] = True
+    else:  # older torch: no GQA, repeat the KV heads
+        k, v = (x.repeat_interleave(q.shape[1] // x.shape[1], dim=1) for x in (k, v))
+    return varlen_attn(q, k, v, cu_q, cu_k, max_q, max_k, scale=scale, **kw)
+
+
+def _use_varlen(x):
+    """The varlen kernels need CUDA and half precision; everything else takes the SDPA mask path."""
+    has_kernel = flash_attn_varlen_func is not None or varlen_attn is not None
+    return x.is_cuda and x.dtype in (torch.float16, torch.bfloat16) and has_kernel
+
+
+def shared_prefix_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, vrl_keys=None,
+                            **kwargs):
+    """The language model's attention. query [1, H, L, D], key/value [1, H_kv, L, D] -> ([1, L, H, D], None).
+    vrl_keys (from key_layout) selects the varlen kernel; otherwise SDPA with the mask HF prepared: our 4-D block
+    mask for a packed forward, the usual causal/padding mask in rollouts."""
+    if vrl_keys is None:
+        return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout,
+                                      **kwargs)
+    key_index, cu_q, cu_k, max_q, max_k = vrl_keys
+    q = query[0].transpose(0, 1).contiguous()  # [L, H, D]
+    k, v = (x[0].transpose(0, 1)[key_index] for x in (key, value))  # [T_k, H_kv, D]; backward sums over copies
+    return _varlen_kernel(q, k, v, cu_q, cu_k, max_q, max_k, scaling)[None], None
+
+
+def _shared_prefix_mask(attention_mask=None, **kwargs):
+    """HF's mask hook for our attention: SDPA's mask when there is a padding mask (rollouts), none otherwise (the
+    varlen path needs none; the packed SDPA path passes its 4-D mask, which HF hands through untouched)."""
+    return None if attention_mask is None else sdpa_mask(attention_mask=attention_mask, **kwargs)
+
+
+AttentionInterface.register(ATTENTION, shared_prefix_attention)
+AttentionMaskInterface.register(ATTENTION, _shared_prefix_mask)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# packing and per-token log-probs
+
+@dataclass
+class Packed:
+    """Groups [prompt, c_1 .. c_G] laid out on one row. T = all completion tokens, N = completions (group-major)."""
+    input_ids: torch.Tensor  # [1, L]
+    position_ids: torch.Tensor  # [4, 1, L] text; t; h; w
+    pixel_values: torch.Tensor  # [N_patch, C*t*P*P] every group's video, in group order
+    grid_thw: torch.Tensor  # [n_groups, 3]
+    segments: torch.Tensor  # [S, 4] (start, length, prefix_start, prefix_length); a prompt has no prefix
+    vision_mask: torch.Tensor  # [1, L] bool, the prompts' video tokens (where the vision features go)
+    predictors: torch.Tensor  # [T] row index whose hidden state predicts each completion token
+    targets: torch.Tensor  # [T] completion tokens
+    completion_lengths: list  # [N] ints
+    mask: torch.Tensor  # [N, Tmax] bool, True on completion tokens
+
+    def unflatten(self, flat):
+        """[T] -> [N, Tmax], zeros past each completion's length (differentiable)."""
+        out = flat.new_zeros(self.mask.shape)
+        out[self.mask.to(flat.device)] = flat
+        return out
+
+    def to(self, device):
+        return Packed(**{k: v.to(device) if torch.is_tensor(v) else v for k, v in vars(self).items()})
+
+
+def pack(groups, config):
+    """groups: [(sample, [completion ids, EOS included if any])] -> one Packed row. config: the model's config
+    (video token id, merge size, tokens_per_second). Each completion's token k sits at position
+    max(prompt positions) + 1 + k on the rotary rows (prompt length + k on the text row), as if it were alone."""
+    ids, pos, vision, segments, predictors, lengths = [], [], [], [], [], []
+    start = 0
+    for sample, completions in groups:
+        prompt = sample.prompt_ids.long().cpu()  # [P]
+        ppos = rope_positions(prompt, sample.grid_thw, sample.second_per_grid, config)  # [4, P]
+        p0, P, nxt = start, len(prompt), int(ppos[1:].max()) + 1
+        first = torch.tensor([P, nxt, nxt, nxt])[:, None]  # [4, 1] position of every completion's token 0
+        ids.append(prompt), pos.append(ppos), vision.append(prompt == config.video_token_id)
+        segments.append((p0, P, p0, 0))
+        start += P
+        for c in completions:
+            n = len(c)
+            ids.append(c.long().cpu()), pos.append(first + torch.arange(n)), vision.append(torch.zeros(n, dtype=bool))
+            pred = torch.arange(start - 1, start + n - 1)
+            pred[:1] = p0 + P - 1  # token 0 is predicted by the prompt's last token
+            predictors.append(pred), lengths.append(n)
+            if n:
+                segments.append((start, n, p0, P))
+            start += n
+    tmax = max(lengths, default=0)
+    return Packed(
+        input_ids=torch.cat(ids)[None], position_ids=torch.cat(pos, 1)[:, None], vision_mask=torch.cat(vision)[None],
+        pixel_values=torch.cat([s.pixel_values for s, _ in groups]),
+        grid_thw=torch.cat([s.grid_thw.reshape(-1, 3) for s, _ in groups]).long(),
+        segments=torch.tensor(segments), predictors=torch.cat(predictors),
+        targets=torch.cat([c.long().cpu() for _, cs in groups for c in cs]),
+        completion_lengths=lengths, mask=torch.arange(tmax)[None] < torch.tensor(lengths)[:, None])
+
+
+def _embed(model, ids, vision_mask, pixel_values, grid_thw):
+    """Token embeddings [B, L, D] with the vision tower's features written at vision_mask (only there: a video pad
+    id inside a completion keeps its plain embedding), plus Qwen3-VL's deepstack arguments for the same places."""
+    inner = model.model
+    emb = inner.get_input_embeddings()(ids)
+    vision = inner.get_video_features(pixel_values, grid_thw)  # the vision tower, once per video
+    feats = torch.cat(vision.pooler_output).to(emb.dtype)  # [n_video_tokens, D]
+    if feats.shape[0] != int(vision_mask.sum()):
+        raise ValueError(f"{int(vision_mask.sum())} video tokens in the prompts but {feats.shape[0]} video features")
+    emb = emb.masked_scatter(vision_mask[..., None], feats)
+    if getattr(vision, "deepstack_features", None) is None:
+        return emb, {}
+    return emb, {"visual_pos_masks": vision_mask,
+                 "deepstack_visual_embeds": [torch.cat(f).to(emb.dtype) for f in vision.deepstack_features]}
+
+
+def _token_logprobs(lm_head, hidden, targets):
+    """log p(target) from hidden [T, D], the LM head run LOGIT_CHUNK rows at a time; with grad, each chunk is
+    recomputed in backward (checkpoint), so no [T, vocab] float32 logits ever live at once."""
+    def chunk(h, t):
+        logits = lm_head(h).float()  # [c, V]
+        return logits.gather(1, t[:, None])[:, 0] - logits.logsumexp(-1)
+    run = (lambda h, t: checkpoint(chunk, h, t, use_reentrant=False)) if torch.is_grad_enabled() else chunk
+    return torch.cat([run(h, t) for h, t in zip(hidden.split(LOGIT_CHUNK), targets.split(LOGIT_CHUNK))])
+
+
+def completion_logprobs(model, packed):
+    """[T] log-prob of every completion token (group-major, flat) under model, from one forward of the packed row:
+    the vision tower and each prompt computed once per group. Equal to the plain forward of each [prompt, c] alone."""
+    def forward():
+        p = packed.to(model.lm_head.weight.device)
+        emb, kwargs = _embed(model, p.input_ids, p.vision_mask, p.pixel_values, p.grid_thw)  # [1, L, D]
+        if _use_varlen(emb):
+            kwargs["vrl_keys"] = key_layout(p.segments)
+        else:
+            kwargs["attention_mask"] = block_mask(p.segments, emb.shape[1])[None, None]  # [1, 1, L, L]
+        hidden = model.model.language_model(inputs_embeds=emb, position_ids=p.position_ids, use_cache=False,
+                                            **kwargs).last_hidden_state[0]  # [L, D]
+        return _token_logprobs(model.lm_head, hidden[p.predictors], p.targets)
+    return _root_call(model, forward)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# rollouts
+
+@dataclass
+class Rollout:
+    """B prompts x G completions, prompt-major. logprobs: log-prob of each sampled token under the distribution
+    actually sampled from (temperature-scaled, top-p-filtered, vision pads removed; greedy: the raw softmax with
+    the pads removed). Diagnostics only: train.py takes old_logp from completion_logprobs."""
+    ids: torch.Tensor  # [B*G, Tmax] completion tokens, pad_token_id past length
+    lengths: torch.Tensor  # [B*G] tokens up to and including EOS
+    truncated: torch.Tensor  # [B*G] bool, hit max_new_tokens without EOS
+    logprobs: torch.Tensor  # [B*G, Tmax] 0 past length
+
+    def completions(self):
+        return [row[:n] for row, n in zip(self.ids, self.lengths.tolist())]
+
+
+def _left_pad(prompts, config, pad_token_id):
+    """-> ids [B, P], attention mask [B, P], positions [4, B, P], video mask [B, P], next position [4, B]."""
+    P = max(len(s.prompt_ids) for s in prompts)
+    ids = torch.full((len(prompts), P), pad_token_id, dtype=torch.long)
+    pos = torch.ones(4, len(prompts), P, dtype=torch.long)
+    nxt = torch.zeros(4, len(prompts), dtype=torch.long)
+    for b, s in enumerate(prompts):
+        n = len(s.prompt_ids)
+        ids[b, P - n:] = s.prompt_ids.cpu()
+        pos[:, b, P - n:] = rope_positions(s.prompt_ids.cpu(), s.grid_thw, s.second_per_grid, config)
+        nxt[:, b] = torch.tensor([n] + [int(pos[1:, b].max()) + 1] * 3)
+    mask = torch.arange(P)[None] >= P - torch.tensor([len(s.prompt_ids) for s in prompts])[:, None]
+    return ids, mask.long(), pos, (ids == config.video_token_id) & mask, nxt
+
+
+def _pick(logits, temperature, top_p, banned, generator):
+    """Next token [N] and its log-prob [N] from logits [N, V] (float32)."""
+    logits = logits.index_fill(1, banned, float("-inf"))  # never emit a vision pad token
+    if temperature == 0:
+        logp = logits.log_softmax(-1)
+        token = logp.argmax(-1)
+    else:
+        logits = logits / temperature
+        if top_p < 1:  # keep the smallest head of the sorted distribution whose mass reaches top_p
+            sorted_logits, order = logits.sort(-1, descending=True)
+            probs = sorted_logits.softmax(-1)
+            drop = probs.cumsum(-1) - probs > top_p
+            logits = logits.scatter(1, order, sorted_logits.masked_fill(drop, float("-inf")))
+        logp = logits.log_softmax(-1)
+        token = torch.multinomial(logp.exp(), 1, generator=generator)[:, 0]
+    return token, logp.gather(1, token[:, None])[:, 0]
+
+
+def _lm_logits(model, cache, **kwargs):
+    """One cached language-model step -> last-position logits [B, V] in float32."""
+    out = model.model.language_model(past_key_values=cache, use_cache=True, **kwargs)
+    return model.lm_head(out.last_hidden_state[:, -1]).float()
+
+
+@torch.no_grad()
+def sample(model, prompts, group_size, max_new_tokens, temperature=1.0, top_p=1.0, seed=0, eos_token_id=None,
+           pad_token_id=None):
+    """G completions for each of B prompts. Each prompt is prefilled once (vision tower once, left-padded batch),
+    its KV cache forked G ways, then all B*G completions decode together, token k at position
+    max(prompt positions) + 1 + k, each stopping at EOS. temperature 0 = greedy. Seeded: reproducible."""
+    config, device = model.config, model.lm_head.weight.device
+    eos = config.text_config.eos_token_id if eos_token_id is None else eos_token_id
+    pad = config.text_config.pad_token_id if pad_token_id is None else pad_token_id
+    generator = torch.Generator(device).manual_seed(seed)
+    banned = torch.tensor([config.video_token_id, config.image_token_id], device=device)
+    ids, mask, pos, vision, nxt = (x.to(device) for x in _left_pad(prompts, config, pad))
+    pixel_values = torch.cat([s.pixel_values for s in prompts]).to(device)
+    grid_thw = torch.cat([s.grid_thw.reshape(-1, 3) for s in prompts]).to(device)
+    cache = DynamicCache(config=config.text_config)
+
+    def prefill():
+        emb, kwargs = _embed(model, ids, vision, pixel_values, grid_thw)
+        return _lm_logits(model, cache, inputs_embeds=emb, attention_mask=mask, position_ids=pos, **kwargs)
+    logits = _root_call(model, prefill).repeat_interleave(group_size, 0)  # [B*G, V]
+    cache.batch_repeat_interleave(group_size)  # fork each prompt's KV cache G ways
+    mask, nxt = mask.repeat_interleave(group_size, 0), nxt.repeat_interleave(group_size, 1)
+
+    tokens, logps, alive = [], [], []
+    done = torch.zeros(len(logits), dtype=torch.bool, device=device)
+    for k in range(max_new_tokens):
+        token, logp = _pick(logits, temperature, top_p, banned, generator)
+        alive.append(~done)
+        tokens.append(token.masked_fill(done, pad)), logps.append(logp.masked_fill(done, 0.0))
+        done = done | (token == eos)
+        if done.all() or k == max_new_tokens - 1:
+            break
+        mask = F.pad(mask, (0, 1), value=1)
+        logits = _root_call(model, lambda: _lm_logits(model, cache, input_ids=tokens[-1][:, None],
+                                                      attention_mask=mask, position_ids=(nxt + k)[:, :, None]))
+    return Rollout(ids=torch.stack(tokens, 1), lengths=torch.stack(alive, 1).sum(1), truncated=~done,
+                   logprobs=torch.stack(logps, 1))

@@ -1,0 +1,424 @@
+"""Variance-aware data selection: sample K answers per training sample, keep the samples whose rewards vary.
+
+    python select_data.py --model PATH --data train.jsonl --k 8 --out selected.jsonl
+    torchrun --nproc-per-node 8 select_data.py ...        # batches of samples dealt to ranks round-robin
+    python train.py --data selected.jsonl ...             # then train on the kept subset
+
+Why. GRPO scores each completion relative to its own group: advantage_i = (r_i - mean(r)) / std(r) over the G
+completions of one prompt. A sample the model always answers right (or always wrong) gives G equal rewards, so
+every advantage is 0: the whole group costs a rollout and a backward pass and teaches nothing. The learning signal
+lives in the samples whose rewards vary across completions. So before training we run the rollout sampler exactly
+as a GRPO step would (the prompt prefilled once, K completions at the training temperature, each scored with
+rewards.score) and keep, per task:
+
+    mcq  the option is sometimes right and sometimes wrong: 0 < #right < K
+         (dropped as always_right / always_wrong)
+    tvg  the IoU spread is real: std(IoU over the K completions) > --min-iou-std
+         (IoU is continuous, so "varies" needs a threshold; dropped as low_spread)
+    gqa  either of the two: the option varies OR the IoU spread exceeds --min-iou-std, since either part of the
+         reward then gives non-zero advantages. A dropped gqa sample is labelled by its option (always_right /
+         always_wrong); its IoU spread was low too.
+
+Standard deviations are population std (ddof 0) over the K completions. --top-n N then keeps only the N kept
+samples with the largest std of the total reward (the quantity GRPO divides by), ties in file order.
+
+Outputs, for --out selected.jsonl:
+    selected.jsonl               kept rows, in file order, each the input line as written (relative video paths
+                                 stay relative; nothing is re-serialized)
+    selected.report.json         settings, per-task counts (seen, kept, always_right, always_wrong, low_spread,
+                                 beyond_top_n, failed + ids) and per-sample statistics; the table is also printed
+    selected.std_hist.png        histogram of the per-sample std of the total reward, per task
+    selected.partial.jsonl       the resume log: a settings header, then one JSON line per finished sample
+                                 (id, task, K x [total, format, accuracy, iou, right], or the load error). A
+                                 rerun skips every sample already in it (so changing only --min-iou-std or
+                                 --top-n costs no sampling); changed sampling settings are refused.
+    selected.bad.txt             rows data.load_jsonl rejects (missing video, bad field), when there are any
+
+Determinism. Samples are cut into fixed batches of --batch-size in file order and batch j is sampled with seed
+seed + j, so a resumed run re-samples an interrupted batch with the same prompts and seed and gets the same
+completions as an uninterrupted run (exactly on CPU; on GPU up to non-deterministic kernels); only samples
+missing from the log are appended. The result does not depend on the number of ranks. Ranks append to the one log
+(so --out must be on a filesystem all ranks share) and rank 0 gathers the results (gather_object). A sample whose
+video fails to load is logged as failed with its id and never stops the run.
+"""
+
+import argparse
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+from tqdm import tqdm
+
+import data
+import model as vmodel
+import rewards
+
+# The columns of a sample's reward table [K, 5]: the four parts of rewards.Reward, then whether the option letter
+# was right (mcq, gqa; 0 for tvg). For gqa, accuracy = (right + IoU) / 2, so `right` is kept as its own column.
+PARTS = ("total", "format", "accuracy", "iou", "right")
+TASKS = ("mcq", "tvg", "gqa")
+VERDICTS = ("kept", "always_right", "always_wrong", "low_spread", "beyond_top_n")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# per-sample statistics and the keep rule (pure)
+
+
+def _mean_std(xs):
+    """Mean and population std (ddof 0) of a non-empty list."""
+    m = sum(xs) / len(xs)
+    return m, math.sqrt(sum((x - m) ** 2 for x in xs) / len(xs))
+
+
+def reward_stats(table):
+    """One sample's reward table, K rows of PARTS -> statistics.
+
+    {k, total_mean, total_std, ..., iou_std, right_mean, right_std,   mean / population std of every part
+     n_right, frac_right,                                             completions with the right option
+     iou_range}                                                       max(IoU) - min(IoU)
+    """
+    out = {"k": len(table)}
+    for j, part in enumerate(PARTS):
+        out[f"{part}_mean"], out[f"{part}_std"] = _mean_std([row[j] for row in table])
+    out["n_right"] = sum(row[4] == 1.0 for row in table)
+    out["frac_right"] = out["n_right"] / len(table)
+    ious = [row[3] for row in table]
+    out["iou_range"] = max(ious) - min(ious)
+    return out
+
+
+def verdict(stats, task, min_iou_std):
+    """Keep rule (see module docstring) -> "kept" | "always_right" | "always_wrong" | "low_spread"."""
+    option_varies = 0 < stats["n_right"] < stats["k"]
+    spread = stats["iou_std"] > min_iou_std
+    if (task == "mcq" and option_varies) or (task == "tvg" and spread):
+        return "kept"
+    if task == "gqa" and (option_varies or spread):
+        return "kept"
+    if task == "tvg":
+        return "low_spread"
+    return "always_right" if stats["n_right"] == stats["k"] else "always_wrong"
+
+
+def select(results, min_iou_std, top_n=None):
+    """Per-sample results (id, task, rewards | failed) in file order -> same dicts with "stats" and "verdict".
+
+    A failed sample gets verdict "failed". With top_n, kept samples beyond the top_n largest total_std are
+    relabelled "beyond_top_n" (stable: ties keep file order).
+    """
+    out = []
+    for r in results:
+        if r.get("failed"):
+            out.append({**r, "verdict": "failed"})
+            continue
+        stats = reward_stats(r["rewards"])
+        out.append({**r, "stats": stats, "verdict": verdict(stats, r["task"], min_iou_std)})
+    if top_n is not None:
+        kept = [r for r in out if r["verdict"] == "kept"]
+        kept.sort(key=lambda r: -r["stats"]["total_std"])  # sort is stable: ties stay in file order
+        for r in kept[top_n:]:
+            r["verdict"] = "beyond_top_n"
+    return out
+
+
+def task_counts(selected):
+    """Selected results -> {task: {seen, kept, always_right, ..., failed, failed_ids}} for the tasks present."""
+    counts = {}
+    for r in selected:
+        c = counts.setdefault(r["task"], {"seen": 0, **{v: 0 for v in VERDICTS}, "failed": 0, "failed_ids": []})
+        c["seen"] += 1
+        c[r["verdict"]] += 1
+        if r["verdict"] == "failed":
+            c["failed_ids"].append(r["id"])
+    return counts
+
+
+def counts_table(counts):
+    """Per-task counts -> aligned text table (one row per task plus a total row)."""
+    cols = ("seen", *VERDICTS, "failed")
+    head = f"{'task':<6}" + "".join(f"{c:>14}" for c in cols)
+    rows = [f"{t:<6}" + "".join(f"{counts[t][c]:>14d}" for c in cols) for t in counts]
+    total = f"{'all':<6}" + "".join(f"{sum(counts[t][c] for t in counts):>14d}" for c in cols)
+    return "\n".join([head, *rows, total])
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# outputs
+
+
+def out_paths(out):
+    """--out selected.jsonl -> the paths of everything written next to it."""
+    out = Path(out)
+    return {
+        "kept": out,
+        "report": out.with_suffix(".report.json"),
+        "hist": out.with_suffix(".std_hist.png"),
+        "partial": out.with_suffix(".partial.jsonl"),
+    }
+
+
+def load_rows(path, report=None):
+    """JSONL -> (rows, lines, failed), in file order. report: where load_jsonl lists the bad rows (None: a
+    temporary file, so that only rank 0 writes the real one).
+
+    rows    what data.load_jsonl(skip_bad=True) accepts (video made absolute, duration filled)
+    lines   {id: the line as written}, for the kept rows: copied out, never re-serialized
+    failed  [(id, task, reason)] for the rows it rejects (a missing video, a bad field ...): each failed with
+            its id (`line N` when it has none), the reasons as load_jsonl listed them in `report`
+    """
+    if report is None:
+        with tempfile.TemporaryDirectory() as tmp:
+            return load_rows(path, Path(tmp) / "bad.txt")
+    Path(report).unlink(missing_ok=True)  # load_jsonl writes it only when a row is bad
+    rows = data.load_jsonl(str(path), skip_bad=True, report=str(report))
+    problems = Path(report).read_text(encoding="utf-8").splitlines() if Path(report).exists() else []
+    ok, lines, failed = {r["id"] for r in rows}, {}, []
+    with open(path, encoding="utf-8") as f:  # the same line numbering as load_jsonl
+        for n, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError:
+                row = None
+            rid = row.get("id") if isinstance(row, dict) else None
+            if rid in ok and rid not in lines:
+                lines[rid] = line.rstrip("\n")
+                continue
+            where = f"{path}:{n} "  # load_jsonl's problem lines read `{path}:{line} id=... field=...: msg`
+            why = "; ".join(p[len(where):] for p in problems if p.startswith(where)) or "rejected by load_jsonl"
+            task = row.get("task") if isinstance(row, dict) and isinstance(row.get("task"), str) else "?"
+            failed.append((rid if isinstance(rid, str) else f"line {n}", task, why))
+    return rows, lines, failed
+
+
+def plot_std_hist(selected, path):
+    """Histogram of the per-sample std of the total reward, one stacked colour per task -> PNG at path."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    stds = {t: [r["stats"]["total_std"] for r in selected if r["task"] == t and "stats" in r] for t in TASKS}
+    stds = {t: v for t, v in stds.items() if v}
+    top = max([0.5, *[max(v) for v in stds.values()]])
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    if stds:
+        ax.hist(list(stds.values()), bins=25, range=(0, top), stacked=True, label=list(stds))
+        ax.legend()
+    ax.set_xlabel("std of total reward over K completions")
+    ax.set_ylabel("samples")
+    ax.set_title("per-sample reward spread (0 = no GRPO signal)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_outputs(selected, lines, out, settings):
+    """Kept rows (original lines, file order) -> out; report JSON; std histogram. Returns the report dict."""
+    paths = out_paths(out)
+    kept = [lines[r["id"]] for r in selected if r["verdict"] == "kept"]
+    paths["kept"].write_text("".join(line + "\n" for line in kept))
+    report = {
+        "settings": settings,
+        "counts": task_counts(selected),
+        "samples": [{k: r.get(k) for k in ("id", "task", "verdict", "stats", "failed")} for r in selected],
+    }
+    paths["report"].write_text(json.dumps(report, indent=1))
+    plot_std_hist(selected, paths["hist"])
+    return report
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# model side (eval.py uses these too)
+
+
+def init_distributed():
+    """(rank, world, device). Under torchrun: a process group (nccl on GPU, gloo on CPU); plain python: none."""
+    cuda = torch.cuda.is_available()
+    if "RANK" not in os.environ:
+        return 0, 1, torch.device("cuda" if cuda else "cpu")
+    if cuda:
+        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+    dist.init_process_group("nccl" if cuda else "gloo")
+    device = torch.device("cuda", torch.cuda.current_device()) if cuda else torch.device("cpu")
+    return dist.get_rank(), dist.get_world_size(), device
+
+
+def load_policy(path, device, dtype):
+    """Checkpoint folder -> (model on device, tokenizer, family); family = config.model_type."""
+    from transformers import AutoTokenizer
+
+    policy = vmodel.load_model(path, dtype=dtype).to(device).eval()
+    return policy, AutoTokenizer.from_pretrained(path), policy.config.model_type
+
+
+def prepare_batch(rows, tokenizer, family, video_cfg):
+    """Rows -> (samples, failed [(id, task, reason)]): a video that fails to decode fails its row, nothing else."""
+    samples, failed = [], []
+    for row in rows:
+        try:
+            samples.append(data.prepare_sample(row, tokenizer, family, video_cfg))
+        except data.DataError as err:
+            failed.append((row["id"], row["task"], str(err)))
+    return samples, failed
+
+
+def complete(policy, tokenizer, samples, group_size, max_new_tokens, temperature, seed, top_p=1.0):
+    """B samples -> B lists of group_size (text, truncated): model.sample (each prompt prefilled once, as in a
+    GRPO group), decoded with the special tokens kept, exactly as train.py decodes before rewards.score."""
+    rollout = vmodel.sample(policy, samples, group_size, max_new_tokens, temperature, top_p, seed=seed,
+                            eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
+                            pad_token_id=tokenizer.pad_token_id)
+    texts = tokenizer.batch_decode(rollout.completions(), skip_special_tokens=False)
+    pairs = list(zip(texts, rollout.truncated.tolist()))  # [B*G], prompt-major
+    return [pairs[b * group_size:(b + 1) * group_size] for b in range(len(samples))]
+
+
+def option_right(completion, row):
+    """1.0 when the completion names the right option (mcq, gqa; the parsers rewards.score uses), else 0.0."""
+    answer = rewards.parse_answer(completion)
+    if row["task"] == "mcq":
+        return float(rewards.parse_option(answer, row["options"]) == row["answer"])
+    if row["task"] == "gqa":
+        return float(rewards.parse_gqa(answer, row["options"])[0] == row["answer"])
+    return 0.0
+
+
+def reward_table(texts, row):
+    """K completion texts of one row -> its reward table, K rows of PARTS."""
+    table = []
+    for text in texts:
+        r = rewards.score(text, row)
+        table.append([r.total, r.format, r.accuracy, r.iou, option_right(text, row)])
+    return table
+
+
+def sample_chunk(policy, tokenizer, rows, family, video_cfg, args, seed):
+    """One batch of rows -> one result per row: {id, task, rewards [K, 5]} or {id, task, failed: reason}."""
+    samples, failed = prepare_batch(rows, tokenizer, family, video_cfg)
+    results = {i: {"id": i, "task": t, "failed": why} for i, t, why in failed}
+    if samples:
+        groups = complete(policy, tokenizer, samples, args.k, args.max_new_tokens, args.temperature, seed)
+        for s, group in zip(samples, groups):
+            results[s.id] = {"id": s.id, "task": s.row["task"], "rewards": reward_table([t for t, _ in group], s.row)}
+    return [results[r["id"]] for r in rows]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the resume log
+
+
+def open_partial(path, settings, rank, world):
+    """Create or check the resume log -> {id: result} already finished.
+
+    Line 1 is {"settings": ...}; a log written with other settings is refused (its rewards would mix two
+    experiments). Rank 0 drops a torn last line (a run killed mid-write) before any rank appends.
+    """
+    path = Path(path)
+    if rank == 0:
+        lines = path.read_text(encoding="utf-8").split("\n") if path.exists() else []
+        good = []
+        for line in lines:
+            try:
+                good.append(json.dumps(json.loads(line)))
+            except ValueError:
+                continue
+        if not good:
+            good = [json.dumps({"settings": settings})]
+        path.write_text("".join(line + "\n" for line in good), encoding="utf-8")
+    if world > 1:
+        dist.barrier()
+    header, *lines = path.read_text(encoding="utf-8").splitlines()
+    if json.loads(header).get("settings") != settings:
+        raise SystemExit(f"{path} was written with other settings:\n  {header}\nnow:\n  {json.dumps(settings)}\n"
+                         "use the same ones, or delete it to start over")
+    return {r["id"]: r for r in map(json.loads, lines)}
+
+
+def append_partial(path, results):
+    """Append finished results, one JSON line each, in one write (O_APPEND: ranks do not interleave lines)."""
+    text = "".join(json.dumps(r) + "\n" for r in results)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    try:
+        os.write(fd, text.encode("utf-8"))
+    finally:
+        os.close(fd)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# CLI
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--model", required=True, help="checkpoint folder (weights + tokenizer)")
+    p.add_argument("--data", required=True, help="training JSONL (our schema)")
+    p.add_argument("--out", required=True, help="kept rows go here; report, histogram and resume log next to it")
+    p.add_argument("--k", type=int, default=8, help="completions per sample (the GRPO group size)")
+    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (as in training)")
+    p.add_argument("--max-new-tokens", type=int, default=512)
+    p.add_argument("--batch-size", type=int, default=4, help="samples per sampler call (x K sequences)")
+    p.add_argument("--seed", type=int, default=0, help="batch j is sampled with seed + j")
+    p.add_argument("--min-iou-std", type=float, default=0.1, help="tvg/gqa keep: IoU std over K above this")
+    p.add_argument("--top-n", type=int, default=None, help="then keep only the N kept with the largest reward std")
+    p.add_argument("--fps", type=float, default=2.0)
+    p.add_argument("--max-frames", type=int, default=16)
+    p.add_argument("--max-pixels", type=int, default=data.VideoConfig.max_pixels, help="per frame")
+    p.add_argument("--dtype", default=None, help="bfloat16 on GPU, float32 on CPU unless given")
+    return p.parse_args(argv)
+
+
+def sampling_settings(args):
+    """Everything a sample's rewards depend on: the resume log must have been written with the same."""
+    keys = ("k", "temperature", "max_new_tokens", "batch_size", "seed", "fps", "max_frames", "max_pixels", "dtype")
+    return {"model": os.path.abspath(args.model), "data": os.path.abspath(args.data),
+            **{k: getattr(args, k) for k in keys}}
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    rank, world, device = init_distributed()
+    args.dtype = args.dtype or ("bfloat16" if device.type == "cuda" else "float32")
+    paths = out_paths(args.out)
+    rows, lines, load_failed = load_rows(args.data, paths["kept"].with_suffix(".bad.txt") if rank == 0 else None)
+    settings = sampling_settings(args)
+    paths["kept"].parent.mkdir(parents=True, exist_ok=True)
+    done = open_partial(paths["partial"], settings, rank, world)
+    policy, tokenizer, family = load_policy(args.model, device, getattr(torch, args.dtype))
+    video_cfg = data.VideoConfig(fps=args.fps, max_frames=args.max_frames, max_pixels=args.max_pixels)
+
+    # fixed batches in file order, dealt round-robin to ranks; a batch with any sample missing is re-sampled whole
+    chunks = [rows[i:i + args.batch_size] for i in range(0, len(rows), args.batch_size)]
+    mine = [j for j in range(rank, len(chunks), world) if any(r["id"] not in done for r in chunks[j])]
+    new = []
+    bar = tqdm(total=sum(len(chunks[j]) for j in mine), disable=rank != 0, desc=f"select (rank 0 of {world})")
+    for j in mine:
+        results = [r for r in sample_chunk(policy, tokenizer, chunks[j], family, video_cfg, args, args.seed + j)
+                   if r["id"] not in done]
+        append_partial(paths["partial"], results)
+        new += results
+        bar.update(len(chunks[j]))
+    bar.close()
+    if world > 1:
+        gathered = [None] * world if rank == 0 else None
+        dist.gather_object(new, gathered, dst=0)
+        new = [r for part in gathered for r in part] if rank == 0 else []
+    if rank == 0:
+        by_id = {**done, **{r["id"]: r for r in new}}
+        results = [by_id[r["id"]] for r in rows] + [{"id": i, "task": t, "failed": why} for i, t, why in load_failed]
+        selected = select(results, args.min_iou_std, args.top_n)
+        settings.update(min_iou_std=args.min_iou_std, top_n=args.top_n, world=world)
+        report = write_outputs(selected, lines, args.out, settings)
+        print(counts_table(report["counts"]))
+        print(f"kept {sum(r['verdict'] == 'kept' for r in selected)} of {len(selected)} -> {args.out}")
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()

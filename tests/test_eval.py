@@ -1,0 +1,165 @@
+"""eval.py as worked examples: per-sample tables in, metrics out; then a real model on toy videos."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import data
+import eval as ev
+import model as vmodel
+import select_data
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_mcq_metrics():
+    assert ev.mcq_metrics([True, False, True, True]) == {"n": 4, "accuracy": 0.75}
+    assert ev.mcq_metrics([]) == {"n": 0, "accuracy": None}  # no samples: None, never 0/0
+
+
+def test_grounding_metrics_worked_example():
+    # IoU 0.3 counts for R@0.3 (>=); the unparseable answer is in the table as IoU 0
+    m = ev.grounding_metrics([0.8, 0.55, 0.3, 0.0])
+    assert m == {"n": 4, "R@0.3": 0.75, "R@0.5": 0.5, "R@0.7": 0.25, "mIoU": pytest.approx(1.65 / 4)}
+    assert ev.grounding_metrics([0.0, 0.0]) == {"n": 2, "R@0.3": 0.0, "R@0.5": 0.0, "R@0.7": 0.0, "mIoU": 0.0}
+    assert ev.grounding_metrics([]) == {"n": 0, "R@0.3": None, "R@0.5": None, "R@0.7": None, "mIoU": None}
+
+
+def test_gqa_metrics_worked_example():
+    correct = [True, True, False, True]
+    ious = [0.6, 0.2, 0.9, 0.0]
+    iops = [0.9, 0.4, 1.0, 0.0]
+    m = ev.gqa_metrics(correct, ious, iops)
+    assert m["n"] == 4 and m["accuracy"] == 0.75
+    assert m["mIoU"] == pytest.approx(0.425) and m["mIoP"] == pytest.approx(0.575)
+    assert m["IoP@0.5"] == 0.5  # samples 0 and 2
+    assert m["Acc@GQA"] == 0.25  # right AND IoP >= 0.5: only sample 0 (sample 2 is grounded but wrong)
+    assert ev.gqa_metrics([], [], []) == {"n": 0, "accuracy": None, "mIoU": None, "mIoP": None,
+                                          "IoP@0.5": None, "Acc@GQA": None}
+
+
+def test_flatten_and_table():
+    m = {"n": 3, "n_failed": 1, "tvg": {"n": 2, "R@0.5": 0.5, "mIoU": None}, "unparseable_ids": ["x"],
+         "failed": [{"id": "y", "task": "tvg", "reason": "no video"}]}
+    assert ev.flatten(m) == {"n": 3, "n_failed": 1, "tvg/n": 2, "tvg/R@0.5": 0.5, "tvg/mIoU": None}
+    lines = ev.metrics_table(m).splitlines()
+    assert lines[:5] == ["n                            3", "n_failed                     1",
+                         "tvg/n                        2", "tvg/R@0.5                50.00",
+                         "tvg/mIoU                     -"]
+    assert lines[5:] == ["unparseable: x", "failed: y (no video)"]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# completions -> records -> metrics, with literal completions
+
+MCQ = {"id": "m", "task": "mcq", "options": ["red", "green", "blue"], "answer": "B"}
+TVG = {"id": "t", "task": "tvg", "segment": [2.0, 6.0], "duration": 8.0}
+GQA = {"id": "g", "task": "gqa", "options": ["red", "green"], "answer": "A", "segment": [2.0, 6.0], "duration": 8.0}
+
+
+def test_score_completion_worked_examples():
+    r = ev.score_completion("<think>it moves left</think><answer>B</answer><|im_end|>", MCQ)
+    assert (r["format"], r["option"], r["correct"], r["parsed"]) == (1.0, "B", True, True)
+    r = ev.score_completion("<answer>green</answer>", MCQ)  # option text counts; no <think>: format 0
+    assert (r["format"], r["option"], r["correct"], r["parsed"]) == (0.0, "B", True, True)
+    r = ev.score_completion("<think></think><answer>4.0 to 8.0</answer>", TVG)
+    assert r["segment"] == [4.0, 8.0] and r["iou"] == 2 / 6 and r["iop"] == 0.5  # ∩ [4, 6], ∪ [2, 8]
+    r = ev.score_completion("<think></think><answer>A, 3.0 to 5.0</answer>", GQA)
+    assert (r["correct"], r["iou"], r["iop"], r["parsed"]) == (True, 0.5, 1.0, True)
+    r = ev.score_completion("<think></think><answer>A</answer>", GQA)  # letter without a segment: not parsed
+    assert (r["correct"], r["iou"], r["parsed"]) == (True, 0.0, False)
+    r = ev.score_completion("B, 2.0 to 6.0", GQA)  # no answer tags: nothing is read, as in rewards.score
+    assert (r["correct"], r["iou"], r["iop"], r["parsed"]) == (False, 0.0, 0.0, False)
+
+
+def test_summarize_counts_and_all_unparseable():
+    texts = {"m": "<think></think><answer>B</answer>", "t": "<think></think><answer>4.0 to 8.0</answer>",
+             "g": "<think></think><answer>A, 3.0 to 5.0</answer>"}
+    records = [ev.score_completion(texts[row["id"]], row) for row in (MCQ, TVG, GQA)]
+    m = ev.summarize(records, [("v", "tvg", "cannot read video")])
+    assert (m["n"], m["n_scored"], m["n_failed"], m["n_unparseable"]) == (4, 3, 1, 0)
+    assert m["mcq"] == {"n": 1, "accuracy": 1.0}
+    assert m["tvg"]["n"] == 1 and m["tvg"]["R@0.3"] == 1.0 and m["tvg"]["R@0.5"] == 0.0  # IoU 1/3
+    assert m["gqa"]["Acc@GQA"] == 1.0 and m["format_error_rate"] == 0.0 and m["truncated_rate"] == 0.0
+    assert m["failed"] == [{"id": "v", "task": "tvg", "reason": "cannot read video"}]
+
+    garbage = [ev.score_completion("no idea", row) for row in (MCQ, TVG, GQA)]
+    m = ev.summarize(garbage, [])
+    assert m["n_unparseable"] == 3 and m["unparseable_ids"] == ["m", "t", "g"] and m["format_error_rate"] == 1.0
+    assert m["mcq"]["accuracy"] == 0.0 and m["tvg"]["mIoU"] == 0.0 and m["gqa"]["Acc@GQA"] == 0.0
+
+    m = ev.summarize([], [])  # nothing at all: no task sections, rates None
+    assert (m["n"], m["format_error_rate"]) == (0, None) and "mcq" not in m
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# end to end: a random tiny model on toy videos (checks the plumbing and the counts, not the numbers)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, toy_tok):
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("tiny")
+    vmodel.load_model(vmodel.tiny_config("qwen2_5_vl", toy_tok)).save_pretrained(path)
+    toy_tok.save_pretrained(path)
+    return path
+
+
+def test_evaluate_random_model(tiny, toy_dir):
+    """The function train.py calls: rows in, metrics out; a random model answers nothing parseable."""
+    policy, tokenizer, family = select_data.load_policy(tiny, torch.device("cpu"), torch.float32)
+    rows = data.load_jsonl(str(toy_dir / "train.jsonl"))  # mcq, tvg, gqa, mcq, tvg
+    m = ev.evaluate(policy, tokenizer, rows, family, data.VideoConfig(max_frames=4), batch_size=2, max_new_tokens=8,
+                    progress=False)
+    assert (m["n"], m["n_scored"], m["n_failed"]) == (5, 5, 0)
+    assert (m["mcq"]["n"], m["tvg"]["n"], m["gqa"]["n"]) == (2, 2, 1)
+    assert m["n_unparseable"] == 5 and m["mcq"]["accuracy"] == 0.0 and m["tvg"]["mIoU"] == 0.0
+    assert m["truncated_rate"] is not None and 0 <= m["truncated_rate"] <= 1
+    assert ev.flatten(m)["gqa/Acc@GQA"] == 0.0
+
+
+@pytest.fixture(scope="module")
+def test_file(tmp_path_factory, toy_dir):
+    """The toy test row (gqa) + a row whose video does not decode + a row whose video is missing."""
+    out = tmp_path_factory.mktemp("bad")
+    (out / "broken.mp4").write_bytes(b"\x00" * 64)
+    rows = [json.loads(line) for line in (toy_dir / "test.jsonl").read_text().splitlines()]
+    rows = [{**r, "video": str(toy_dir / r["video"])} for r in rows]
+    rows += [{"id": "broken", "video": "broken.mp4", "task": "mcq", "question": "?", "options": ["x", "y"],
+              "answer": "A", "duration": 4.0},
+             {"id": "missing", "video": "nope.mp4", "task": "tvg", "question": "?", "segment": [1, 2],
+              "duration": 4.0}]
+    (out / "test.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return out / "test.jsonl"
+
+
+ARGS = ["--batch-size", "2", "--max-new-tokens", "8", "--max-frames", "4"]
+
+
+def test_eval_cli_with_a_broken_and_a_missing_video(tiny, test_file):
+    ev.main(["--model", str(tiny), "--data", str(test_file), *ARGS])
+    out = tiny / "eval_test.json"  # default: next to the model
+    m = json.loads(out.read_text())
+    assert (m["n"], m["n_scored"], m["n_failed"]) == (3, 1, 2)
+    assert sorted(f["id"] for f in m["failed"]) == ["broken", "missing"]
+    assert m["gqa"]["n"] == 1 and m["settings"]["temperature"] == 0.0
+    samples = [json.loads(line) for line in out.with_suffix(".samples.jsonl").read_text().splitlines()]
+    assert [s["id"] for s in samples] == ["toy-00005"] and "completion" in samples[0]
+    assert "file not found" in out.with_suffix(".bad.txt").read_text()
+
+
+def test_eval_torchrun_two_ranks_matches_one(tiny, test_file, tmp_path):
+    """Two CPU ranks (gloo), each answering rows[rank::2], rank 0 gathering: the same metrics as one process."""
+    one, two = tmp_path / "one.json", tmp_path / "two.json"
+    ev.main(["--model", str(tiny), "--data", str(test_file), "--out", str(one), *ARGS])
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           str(ROOT / "eval.py"), "--model", str(tiny), "--data", str(test_file), "--out", str(two), *ARGS]
+    subprocess.run(cmd, check=True, cwd=ROOT, capture_output=True, timeout=300)
+    m1, m2 = json.loads(one.read_text()), json.loads(two.read_text())
+    assert m2.pop("settings")["world"] == 2 and m1.pop("settings")["world"] == 1
+    assert m1 == m2
+    assert two.with_suffix(".samples.jsonl").read_text() == one.with_suffix(".samples.jsonl").read_text()

@@ -1,0 +1,257 @@
+"""select_data.py as worked examples: reward tables in, statistics and keep decisions out; then one real run."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+import data
+import model as vmodel
+import rewards
+import select_data as sd
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# A reward table has one row per completion: (total, format, accuracy, iou, right), as rewards.score computes them
+# (total = 0.5 * accuracy + 0.5 * format; tvg: accuracy = IoU; gqa: accuracy = (right + IoU) / 2).
+MCQ_HALF = [[1.0, 1, 1, 0, 1], [0.5, 1, 0, 0, 0], [1.0, 1, 1, 0, 1], [0.5, 1, 0, 0, 0]]  # right 2 of 4
+MCQ_ALL_RIGHT = [[1.0, 1, 1, 0, 1]] * 4
+MCQ_ALL_WRONG_FORMAT_VARIES = [[0.5, 1, 0, 0, 0], [0.0, 0, 0, 0, 0], [0.5, 1, 0, 0, 0], [0.0, 0, 0, 0, 0]]
+TVG_SPREAD = [[0.6, 1, 0.2, 0.2, 0], [0.8, 1, 0.6, 0.6, 0], [0.6, 1, 0.2, 0.2, 0], [0.8, 1, 0.6, 0.6, 0]]
+TVG_FLAT = [[0.75, 1, 0.5, 0.50, 0], [0.76, 1, 0.52, 0.52, 0], [0.74, 1, 0.48, 0.48, 0], [0.75, 1, 0.5, 0.50, 0]]
+
+
+def gqa_table(rights, ious):
+    """gqa rows from the option outcome and IoU of each completion (format 1)."""
+    return [[0.5 * (r + iou) / 2 + 0.5, 1, (r + iou) / 2, iou, r] for r, iou in zip(rights, ious)]
+
+
+def test_reward_stats_worked_example():
+    s = sd.reward_stats(MCQ_HALF)
+    assert s["k"] == 4
+    assert s["total_mean"] == 0.75 and s["total_std"] == 0.25  # deviations ±0.25, population std
+    assert s["format_mean"] == 1.0 and s["format_std"] == 0.0
+    assert s["accuracy_mean"] == 0.5 and s["accuracy_std"] == 0.5
+    assert s["n_right"] == 2 and s["frac_right"] == 0.5
+
+    assert s["right_mean"] == 0.5 and s["iou_std"] == 0.0
+
+    s = sd.reward_stats(TVG_SPREAD)
+    assert s["iou_mean"] == pytest.approx(0.4) and s["iou_std"] == pytest.approx(0.2)
+    assert s["iou_range"] == pytest.approx(0.4)
+    s = sd.reward_stats(TVG_FLAT)
+    assert s["iou_std"] == pytest.approx(math.sqrt(0.0002)) and s["iou_range"] == pytest.approx(0.04)
+
+
+def test_keep_rule_mcq():
+    assert sd.verdict(sd.reward_stats(MCQ_HALF), "mcq", 0.1) == "kept"
+    assert sd.verdict(sd.reward_stats(MCQ_ALL_RIGHT), "mcq", 0.1) == "always_right"
+    # the total reward varies (format), but the option never does: dropped, selection looks at correctness
+    assert sd.verdict(sd.reward_stats(MCQ_ALL_WRONG_FORMAT_VARIES), "mcq", 0.1) == "always_wrong"
+
+
+def test_keep_rule_tvg_threshold():
+    assert sd.verdict(sd.reward_stats(TVG_SPREAD), "tvg", 0.1) == "kept"
+    assert sd.verdict(sd.reward_stats(TVG_FLAT), "tvg", 0.1) == "low_spread"
+    assert sd.verdict(sd.reward_stats(TVG_FLAT), "tvg", 0.01) == "kept"  # 0.0141 > 0.01
+    assert sd.verdict(sd.reward_stats(TVG_SPREAD), "tvg", 0.2 + 1e-9) == "low_spread"  # strictly greater
+
+
+def test_keep_rule_gqa_either_part():
+    right_spread = gqa_table([1, 1, 1, 1], [0.1, 0.7, 0.1, 0.7])  # IoU std 0.3
+    varies_flat = gqa_table([1, 0, 1, 1], [0.3] * 4)
+    right_flat = gqa_table([1, 1, 1, 1], [0.3, 0.32, 0.3, 0.28])  # IoU std 0.014
+    wrong_flat = gqa_table([0, 0, 0, 0], [0.3] * 4)
+    assert sd.verdict(sd.reward_stats(right_spread), "gqa", 0.1) == "kept"  # IoU varies
+    assert sd.verdict(sd.reward_stats(varies_flat), "gqa", 0.1) == "kept"  # option varies
+    assert sd.verdict(sd.reward_stats(right_flat), "gqa", 0.1) == "always_right"
+    assert sd.verdict(sd.reward_stats(wrong_flat), "gqa", 0.1) == "always_wrong"
+
+
+def test_select_top_n_and_counts():
+    results = [
+        {"id": "a", "task": "mcq", "rewards": MCQ_HALF},  # total std 0.25
+        {"id": "b", "task": "tvg", "rewards": TVG_SPREAD},  # total std 0.1
+        {"id": "c", "task": "mcq", "rewards": MCQ_ALL_RIGHT},
+        {"id": "d", "task": "tvg", "failed": "cannot open video d.mp4"},
+        {"id": "e", "task": "mcq", "rewards": MCQ_HALF},  # ties with a: a comes first in the file
+        {"id": "f", "task": "tvg", "rewards": TVG_FLAT},
+    ]
+    sel = sd.select(results, min_iou_std=0.1)
+    assert [r["verdict"] for r in sel] == ["kept", "kept", "always_right", "failed", "kept", "low_spread"]
+    sel = sd.select(results, min_iou_std=0.1, top_n=2)
+    assert [r["verdict"] for r in sel] == ["kept", "beyond_top_n", "always_right", "failed", "kept", "low_spread"]
+    counts = sd.task_counts(sel)
+    assert counts["mcq"] == {"seen": 3, "kept": 2, "always_right": 1, "always_wrong": 0, "low_spread": 0,
+                             "beyond_top_n": 0, "failed": 0, "failed_ids": []}
+    assert counts["tvg"] == {"seen": 3, "kept": 0, "always_right": 0, "always_wrong": 0, "low_spread": 1,
+                             "beyond_top_n": 1, "failed": 1, "failed_ids": ["d"]}
+    table = sd.counts_table(counts)
+    assert table.splitlines()[0].split() == ["task", "seen", *sd.VERDICTS, "failed"]
+    assert table.splitlines()[-1].split() == ["all", "6", "2", "1", "0", "1", "1", "1"]
+
+
+def test_load_rows_keeps_lines_and_fails_bad_rows(tmp_path):
+    (tmp_path / "videos").mkdir()
+    (tmp_path / "videos" / "a.mp4").write_bytes(b"not checked here: duration is given")
+    lines = [
+        '{"id": "a", "video": "videos/a.mp4", "task": "mcq",  "question": "q?", "options": ["x", "y"], '
+        '"answer": "A", "duration": 4.0}',
+        '{"id":"b","video":"videos/missing.mp4","task":"mcq","question":"q?","options":["x","y"],"answer":"B",'
+        '"duration":4.0}',
+        "not json",
+    ]
+    src = tmp_path / "train.jsonl"
+    src.write_text("\n".join(lines) + "\n\n")
+    rows, raw, failed = sd.load_rows(src, tmp_path / "bad.txt")
+    assert [r["id"] for r in rows] == ["a"] and rows[0]["video"] == str(tmp_path / "videos" / "a.mp4")
+    assert raw == {"a": lines[0]}  # as written: relative path, odd spacing
+    assert [(i, t) for i, t, _ in failed] == [("b", "mcq"), ("line 3", "?")]
+    assert "file not found" in failed[0][2] and "not valid JSON" in failed[1][2]
+
+
+def test_write_outputs_copies_original_lines(tmp_path):
+    lines = {"a": '{"id": "a",  "video": "videos/a.mp4"}', "b": '{"id":"b","video":"videos/b.mp4"}'}
+    sel = sd.select([{"id": "a", "task": "mcq", "rewards": MCQ_ALL_RIGHT},
+                     {"id": "b", "task": "mcq", "rewards": MCQ_HALF}], min_iou_std=0.1)
+    out = tmp_path / "sel.jsonl"
+    report = sd.write_outputs(sel, lines, out, {"k": 4})
+    assert out.read_text() == lines["b"] + "\n"
+    paths = sd.out_paths(out)
+    assert json.loads(paths["report"].read_text()) == report
+    assert report["counts"]["mcq"]["kept"] == 1 and report["settings"] == {"k": 4}
+    assert paths["hist"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# end to end: the real sampler on toy videos with a tiny model
+
+
+def short_target(row):
+    """The shortest well-formed completion for a row: empty think, then the answer in rewards.ANSWER_FORMATS."""
+    start, end = row.get("segment", (0, 0))
+    answer = rewards.ANSWER_FORMATS[row["task"]].format(letter=row.get("answer"), start=start, end=end)
+    return f"<think></think><answer>{answer}</answer>"
+
+
+@pytest.fixture(scope="module")
+def warm_model(tmp_path_factory, toy_dir, toy_tok):
+    """A tiny Qwen2.5-VL, 40 Adam steps of supervised short targets on the 5 toy train rows: it then writes
+    `<think></think><answer>..</answer>` often, and at temperature 1 its letters and times vary (a random init
+    never reaches the answer tags, so every reward would be 0 and nothing would vary)."""
+    torch.manual_seed(0)
+    policy = vmodel.load_model(vmodel.tiny_config("qwen2_5_vl", toy_tok))
+    rows = data.load_jsonl(str(toy_dir / "train.jsonl"))
+    samples = [data.prepare_sample(r, toy_tok, "qwen2_5_vl", data.VideoConfig(max_frames=4)) for r in rows]
+    eos = toy_tok.convert_tokens_to_ids("<|im_end|>")
+    packed = vmodel.pack([(s, [torch.tensor(toy_tok.encode(short_target(s.row)) + [eos])]) for s in samples],
+                         policy.config)
+    opt = torch.optim.Adam(policy.parameters(), lr=1e-2)
+    for _ in range(40):
+        loss = -vmodel.completion_logprobs(policy, packed).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    path = tmp_path_factory.mktemp("warm")
+    policy.save_pretrained(path)
+    toy_tok.save_pretrained(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def toy_with_bad_rows(tmp_path_factory, toy_dir):
+    """The 5 toy train rows + a row whose video does not decode + a row whose video is missing."""
+    out = tmp_path_factory.mktemp("bad")
+    (out / "broken.mp4").write_bytes(b"\x00" * 64)
+    bad = [{"id": "broken", "video": "broken.mp4", "task": "mcq", "question": "?", "options": ["x", "y"],
+            "answer": "A", "duration": 4.0},
+           {"id": "missing", "video": "nope.mp4", "task": "tvg", "question": "?", "segment": [1, 2],
+            "duration": 4.0}]
+    toy = (toy_dir / "train.jsonl").read_text().replace('"videos/', f'"{toy_dir}/videos/').splitlines()
+    lines = toy[:2] + [json.dumps(bad[0])] + toy[2:] + [json.dumps(bad[1])]
+    (out / "train.jsonl").write_text("\n".join(lines) + "\n")
+    return out / "train.jsonl"
+
+
+def run_select(model, data_file, out, *extra):
+    sd.main(["--model", str(model), "--data", str(data_file), "--out", str(out), "--k", "4", "--max-new-tokens", "16",
+             "--batch-size", "2", "--max-frames", "4", "--min-iou-std", "0.05", *extra])
+    return {k: p.read_bytes() for k, p in sd.out_paths(out).items()}
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory, warm_model, toy_with_bad_rows):
+    out = tmp_path_factory.mktemp("sel") / "selected.jsonl"
+    return out, run_select(warm_model, toy_with_bad_rows, out)
+
+
+def test_select_end_to_end(first_run, toy_with_bad_rows):
+    out, files = first_run
+    header, *logged = [json.loads(line) for line in files["partial"].decode().splitlines()]
+    assert header["settings"]["k"] == 4
+    tables = {r["id"]: r["rewards"] for r in logged if "rewards" in r}
+    assert sorted(tables) == ["toy-00000", "toy-00001", "toy-00002", "toy-00003", "toy-00004"]
+    assert all(len(t) == 4 and all(len(row) == 5 for row in t) for t in tables.values())
+    assert [r["id"] for r in logged if r.get("failed")] == ["broken"]  # the missing video never reaches sampling
+
+    # kept == the samples whose recorded rewards vary, by the rule worked out in the tests above
+    tasks = {r["id"]: r["task"] for r in logged}
+    def varies(i):
+        right = {row[4] for row in tables[i]}
+        spread = sd.reward_stats(tables[i])["iou_std"] > 0.05
+        return {"mcq": len(right) > 1, "tvg": spread, "gqa": len(right) > 1 or spread}[tasks[i]]
+    wanted = [i for i in tables if varies(i)]
+    assert 0 < len(wanted) < 5  # the warm model is neither always right nor always wrong
+    original = {json.loads(line)["id"]: line for line in toy_with_bad_rows.read_text().splitlines()}
+    assert files["kept"].decode() == "".join(original[i] + "\n" for i in wanted)
+
+    report = json.loads(files["report"])
+    counts = report["counts"]
+    assert sum(c["seen"] for c in counts.values()) == 7
+    assert counts["mcq"]["failed_ids"] == ["broken"] and counts["tvg"]["failed_ids"] == ["missing"]
+    assert sum(c["kept"] for c in counts.values()) == len(wanted)
+    stats = {s["id"]: s["stats"] for s in report["samples"] if s["stats"]}
+    assert stats == {i: sd.reward_stats(t) for i, t in tables.items()}
+    assert files["hist"][:4] == b"\x89PNG"
+
+
+def test_select_resume_recomputes_only_missing(first_run, warm_model, toy_with_bad_rows, tmp_path, monkeypatch):
+    out, files = first_run
+    resumed = tmp_path / out.name
+    head = files["partial"].decode().splitlines()[:3]  # settings + the first 2 results
+    sd.out_paths(resumed)["partial"].write_text("\n".join(head) + "\n" + head[-1][:10])  # + a torn line
+    sampled = []
+    real_sample = vmodel.sample
+    monkeypatch.setattr(vmodel, "sample", lambda m, prompts, *a, **kw: sampled.extend(p.id for p in prompts)
+                        or real_sample(m, prompts, *a, **kw))
+    again = run_select(warm_model, toy_with_bad_rows, resumed)
+    done = {json.loads(line)["id"] for line in head[1:]}
+    appended = [json.loads(line)["id"] for line in again["partial"].decode().splitlines()[3:]]
+    assert sorted(appended) == sorted({"toy-00000", "toy-00001", "broken", "toy-00002", "toy-00003",
+                                       "toy-00004"} - done)
+    assert again["partial"].decode().splitlines()[:3] == head  # torn line dropped, nothing recomputed
+    assert set(sampled) - {"toy-00000", "toy-00001", "toy-00002", "toy-00003", "toy-00004"} == set()
+    assert len(sampled) < 5  # the finished batch was not sampled again
+    assert again["kept"] == files["kept"] and again["report"] == files["report"]  # same as never interrupted
+
+    with pytest.raises(SystemExit, match="other settings"):  # a log from other sampling settings is refused
+        run_select(warm_model, toy_with_bad_rows, resumed, "--temperature", "0.7")
+
+
+def test_select_torchrun_two_ranks_matches_one(first_run, warm_model, toy_with_bad_rows, tmp_path):
+    """Two CPU ranks (gloo): batches dealt round-robin, results gathered on rank 0 -> the same selection."""
+    out, files = first_run
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+           str(ROOT / "select_data.py"), "--model", str(warm_model), "--data", str(toy_with_bad_rows),
+           "--out", str(tmp_path / "selected.jsonl"), "--k", "4", "--max-new-tokens", "16", "--batch-size", "2",
+           "--max-frames", "4", "--min-iou-std", "0.05"]
+    subprocess.run(cmd, check=True, cwd=ROOT, capture_output=True, timeout=300)
+    paths = sd.out_paths(tmp_path / "selected.jsonl")
+    assert paths["kept"].read_bytes() == files["kept"]
+    two, one = json.loads(paths["report"].read_text()), json.loads(files["report"])
+    assert two["settings"]["world"] == 2
+    assert two["counts"] == one["counts"] and two["samples"] == one["samples"]
