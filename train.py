@@ -30,7 +30,6 @@ import shutil
 import socket
 import sys
 import time
-import types
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -39,7 +38,7 @@ import torch.distributed as dist
 from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict,
                                                      get_optimizer_state_dict, set_optimizer_state_dict)
 from torch.distributed.device_mesh import init_device_mesh
-from torch.distributed.fsdp import FSDPModule, fully_shard, register_fsdp_forward_method
+from torch.distributed.fsdp import FSDPModule, fully_shard
 from tqdm import tqdm
 from transformers import AutoTokenizer
 
@@ -143,10 +142,6 @@ def shard(module, mesh):
     for layer in module.model.language_model.layers:
         fully_shard(layer, mesh=mesh)
     fully_shard(module, mesh=mesh)
-    # FSDP2 gathers the root's weights around forward() only; our packed log-prob pass calls the model's parts
-    # directly, so it is declared a forward method of the root.
-    module.completion_logprobs = types.MethodType(vlm.completion_logprobs, module)
-    register_fsdp_forward_method(module, "completion_logprobs")
     return module
 
 
@@ -356,8 +351,8 @@ def train(cfg):
         packs = [vlm.pack(m, policy.config) for m in micro]
         n_seq = cfg.pack_prompts * (1 if cfg.mode == "sft" else cfg.group_size)
         with torch.no_grad():
-            old_logps = [policy.completion_logprobs(p) for p in packs] if cfg.updates_per_batch > 1 else None
-            ref_logps = [reference.completion_logprobs(p) for p in packs] if reference is not None else None
+            old_logps = [vlm.completion_logprobs(policy, p) for p in packs] if cfg.updates_per_batch > 1 else None
+            ref_logps = [vlm.completion_logprobs(reference, p) for p in packs] if reference is not None else None
         t_logprob = time.time() - t1
         n_tokens = sum(int(p.mask.sum()) for p in packs)
 
@@ -366,7 +361,7 @@ def train(cfg):
         for _ in range(cfg.updates_per_batch):
             loss_sum, kl, clip_lo, clip_hi = 0.0, 0.0, 0.0, 0.0
             for j, p in enumerate(packs):
-                logp = p.unflatten(policy.completion_logprobs(p))  # [n_seq, T_max]
+                logp = p.unflatten(vlm.completion_logprobs(policy, p))  # [n_seq, T_max]
                 mask = p.mask.to(logp.device)
                 if cfg.mode == "sft":
                     loss = -(logp * mask).sum() / n_tokens  # mean NLL over all target tokens of the batch

@@ -46,13 +46,23 @@ def toy(tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope="module")
+def warm(toy):
+    """SFT on the ground-truth targets (the toy default's warm start), so that GRPO's rewards vary."""
+    out = toy / "sft"
+    run([sys.executable, "train.py", "--model", str(toy / "init"), "--data", str(toy / "data" / "train.jsonl"),
+         "--out", str(out), "--mode", "sft", "--steps", "60", "--batch_size", "3", "--pack_prompts", "3",
+         "--max_frames", "4", "--dtype", "float32", "--lr", "5e-3", "--save_every", "60"], cwd=ROOT)
+    return out
+
+
 def grpo_args(toy, out, *extra):
-    return ["--model", str(toy / "init"), "--data", str(toy / "data" / "train.jsonl"), "--out", str(out),
-            "--batch_size", "1", "--group_size", "3", "--max_new_tokens", "6", "--max_frames", "4",
-            "--dtype", "float32", "--lr", "1e-3", "--temperature", "1.5", *extra]
+    return ["--model", str(toy / "sft" / "checkpoint-60"), "--data", str(toy / "data" / "train.jsonl"), "--out", str(out),
+            "--batch_size", "1", "--group_size", "4", "--max_new_tokens", "40", "--max_frames", "4",
+            "--dtype", "float32", "--lr", "1e-3", "--temperature", "1.0", *extra]
 
 
-def test_torchrun_two_processes_fsdp2_checkpoint_loads(toy, tmp_path):
+def test_torchrun_two_processes_fsdp2_checkpoint_loads(toy, warm, tmp_path):
     """Two CPU processes (gloo), FSDP2-sharded policy and reference: 2 steps, then a checkpoint in HF format
     whose full (gathered) weights load with from_pretrained and differ from the starting weights."""
     out = tmp_path / "ddp"
@@ -61,14 +71,14 @@ def test_torchrun_two_processes_fsdp2_checkpoint_loads(toy, tmp_path):
     ckpt = out / "checkpoint-2"
     assert (ckpt / "model.safetensors").exists() and (ckpt / "trainer_state.pt").exists()
     loaded = Qwen2_5_VLForConditionalGeneration.from_pretrained(ckpt)
-    start = Qwen2_5_VLForConditionalGeneration.from_pretrained(toy / "init")
+    start = Qwen2_5_VLForConditionalGeneration.from_pretrained(warm / "checkpoint-60")
     assert AutoTokenizer.from_pretrained(ckpt).convert_tokens_to_ids("<|video_pad|>") == loaded.config.video_token_id
     moved = [n for (n, p), q in zip(loaded.named_parameters(), start.parameters()) if not torch.equal(p, q)]
     assert moved, "training changed no weight"
     assert [m["step"] for m in metrics(out)] == [1, 2]
 
 
-def test_kill_and_resume_equals_uninterrupted_run(toy, tmp_path):
+def test_kill_and_resume_equals_uninterrupted_run(toy, warm, tmp_path):
     """4 steps straight vs 2 steps, exit (as if killed right after the checkpoint), `--resume auto`, 2 more:
     the per-step losses and the final weights are identical (torch.equal: bit for bit on CPU). A half-written
     checkpoint (a leftover temporary folder) is ignored by --resume auto."""
@@ -90,14 +100,10 @@ def test_kill_and_resume_equals_uninterrupted_run(toy, tmp_path):
     assert sorted(os.listdir(resumed)).count("checkpoint-2") == 1
 
 
-def test_sft_mode_lowers_the_loss(toy, tmp_path):
-    """SFT on the ground-truth targets: the NLL of the same batch falls as the steps go."""
-    out = tmp_path / "sft"
-    run([sys.executable, "train.py", "--model", str(toy / "init"), "--data", str(toy / "data" / "train.jsonl"),
-         "--out", str(out), "--mode", "sft", "--steps", "8", "--batch_size", "4", "--pack_prompts", "4",
-         "--max_frames", "4", "--dtype", "float32", "--lr", "3e-3", "--save_every", "8"], cwd=ROOT)
-    losses = [m["loss"] for m in metrics(out)]
-    assert losses[-1] < 0.8 * losses[0], losses
+def test_sft_mode_lowers_the_loss(warm):
+    """SFT on the ground-truth targets: the NLL falls as the steps go."""
+    losses = [m["loss"] for m in metrics(warm)]
+    assert sum(losses[-5:]) / 5 < 0.3 * losses[0], losses
 
 
 def test_toy_default_scaled_down_improves_reward(tmp_path):
