@@ -149,7 +149,8 @@ def gathered_for_rollout(module, gather):
     """Gather (True) or re-shard (False) every FSDP unit: decoding then runs no collective per token."""
     for m in module.modules():
         if isinstance(m, FSDPModule):
-            m.set_reshard_after_forward(not gather, recurse=False)
+            if m is not module:  # the root never re-shards after forward: FSDP2 keeps it gathered for backward
+                m.set_reshard_after_forward(not gather, recurse=False)
             m.unshard() if gather else m.reshard()
 
 
@@ -424,9 +425,9 @@ def train(cfg):
 # ----------------------------------------------------------------------------------------------------------------
 # the embedded toy default: `python train.py` with no arguments
 
-TOY_SFT = dict(mode="sft", batch_size=8, pack_prompts=8, lr=2e-3, warmup_steps=5, dtype="float32",
+TOY_SFT = dict(mode="sft", batch_size=8, pack_prompts=8, lr=2e-3, warmup_steps=10, schedule="cosine", dtype="float32",
                max_frames=16, save_every=1000)
-TOY_GRPO = dict(mode="grpo", batch_size=4, pack_prompts=4, group_size=8, lr=3e-4, beta=0.01,
+TOY_GRPO = dict(mode="grpo", batch_size=4, pack_prompts=4, group_size=8, lr=2e-4, beta=0.01,
                 max_new_tokens=48, dtype="float32", max_frames=16, save_every=20)
 
 

@@ -115,3 +115,39 @@ def test_toy_default_scaled_down_improves_reward(tmp_path):
     rewards = [m["reward"] for m in metrics(out / "grpo")]
     assert sum(rewards[-4:]) / 4 > sum(rewards[:4]) / 4, rewards
     assert "after GRPO" in proc.stdout and (out / "grpo" / "curves.png").exists()
+
+
+def test_unreadable_video_is_skipped_counted_and_named(toy, warm, tmp_path):
+    """A corrupt mp4 in the training set: its sample is skipped (the next row takes its place), counted in
+    metrics.jsonl and named on stderr; training goes on."""
+    rows = [json.loads(line) for line in open(toy / "data" / "train.jsonl")]
+    for row in rows:
+        row["video"] = str(toy / "data" / row["video"])
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + os.urandom(2000))
+    rows[0]["video"] = str(broken)
+    train_file = tmp_path / "train.jsonl"
+    train_file.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    out = tmp_path / "run"
+    proc = run([sys.executable, "train.py", "--model", str(warm / "checkpoint-60"), "--data", str(train_file),
+                "--out", str(out), "--mode", "sft", "--steps", "3", "--batch_size", "3", "--pack_prompts", "3",
+                "--max_frames", "4", "--dtype", "float32", "--save_every", "3", "--seed", "1"], cwd=ROOT)
+    assert rows[0]["id"] in proc.stderr
+    assert metrics(out)[-1]["skipped_samples"] >= 1 and len(metrics(out)) == 3
+
+
+def test_non_finite_loss_skips_the_update(toy, warm, tmp_path):
+    """A NaN loss (forced here by patching grpo.policy_loss) never reaches the weights: the update is skipped
+    with a warning and the checkpoint equals the starting weights."""
+    out = tmp_path / "nan"
+    script = (
+        "import sys, grpo, train\n"
+        "orig = grpo.policy_loss\n"
+        "grpo.policy_loss = lambda *a, **k: (lambda l, s: (l * float('nan'), s))(*orig(*a, **k))\n"
+        "train.train(train.parse_config(sys.argv[1:]))\n")
+    proc = run([sys.executable, "-c", script, *grpo_args(toy, out, "--steps", "2", "--save_every", "2")], cwd=ROOT)
+    assert "update skipped" in proc.stderr
+    assert [m["update_skipped"] for m in metrics(out)] == [1.0, 1.0]
+    start = load_file(warm / "checkpoint-60" / "model.safetensors")
+    end = load_file(out / "checkpoint-2" / "model.safetensors")
+    assert all(torch.equal(start[k], end[k]) for k in start)
