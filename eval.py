@@ -89,12 +89,13 @@ def score_completion(text, row, truncated=False):
     """Read one completion with the reward parsers -> per-sample record.
 
     record: id, task, completion, truncated (hit the token limit; as given), format (rewards.format_reward),
+    reward (rewards.score(...).total, the training reward),
     option / segment (parsed, or None), parsed (every part the task needs was read), correct (mcq, gqa), iou and
     iop (tvg, gqa; 0 when unparseable).
     No <answer>...</answer> means nothing is parsed, exactly as in rewards.score.
     """
     rec = {"id": row["id"], "task": row["task"], "completion": text, "truncated": truncated,
-           "format": rewards.format_reward(text)}
+           "format": rewards.format_reward(text), "reward": rewards.score(text, row).total}
     answer = rewards.parse_answer(text)
     option = segment = None
     if row["task"] == "mcq":
@@ -127,6 +128,7 @@ def summarize(records, failed):
         rs = by_task["gqa"]
         out["gqa"] = gqa_metrics([r["correct"] for r in rs], [r["iou"] for r in rs], [r["iop"] for r in rs])
     unparsed = [r["id"] for r in records if not r["parsed"]]
+    out["reward"] = _mean([r["reward"] for r in records])  # the training reward's total, on this split
     out["format_error_rate"] = _mean([r["format"] == 0 for r in records])
     out["truncated_rate"] = _mean([r["truncated"] for r in records])  # hit --max-new-tokens without EOS
     out["n_unparseable"] = len(unparsed)

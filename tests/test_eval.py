@@ -86,6 +86,8 @@ def test_summarize_counts_and_all_unparseable():
     assert m["tvg"]["n"] == 1 and m["tvg"]["R@0.3"] == 1.0 and m["tvg"]["R@0.5"] == 0.0  # IoU 1/3
     assert m["gqa"]["Acc@GQA"] == 1.0 and m["format_error_rate"] == 0.0 and m["truncated_rate"] == 0.0
     assert m["failed"] == [{"id": "v", "task": "tvg", "reason": "cannot read video"}]
+    # the training reward on the split, 0.5 accuracy + 0.5 format: mcq 1, tvg IoU 1/3, gqa (1 + 1/2) / 2
+    assert abs(m["reward"] - (1.0 + (0.5 / 3 + 0.5) + (0.375 + 0.5)) / 3) < 1e-9
 
     garbage = [ev.score_completion("no idea", row) for row in (MCQ, TVG, GQA)]
     m = ev.summarize(garbage, [])
