@@ -1,0 +1,47 @@
+"""bench.py runs end to end on a tiny sweep, fills every column, and refuses to post a number for a wrong fast path.
+No timing assertions: the numbers are for reading, not for tests."""
+
+import json
+
+import pytest
+import torch
+
+import bench
+import model as vm
+
+TINY = ["--P", "48", "--C", "4", "--G", "2", "--repeats", "1", "--layers", "1", "--device", "cpu",
+        "--dtype", "float32"]
+
+
+def test_small_sweep_fills_the_table_and_the_json(tmp_path, capsys):
+    rows = bench.main(TINY + ["--out", str(tmp_path / "bench.json")])
+    train = [r for r in rows if r["kind"] == "train"]
+    rollout = [r for r in rows if r["kind"] == "rollout"]
+    assert len(train) == len(rollout) == 1
+    t, r = train[0], rollout[0]
+    assert (t["P"], t["C"], t["G"], t["video"]) == (48, 4, 2, 32)  # 2 temporal blocks of 16 video tokens, 16 text
+    assert t["ideal"] == pytest.approx(2 * (48 + 4) / (48 + 2 * 4))
+    assert all(t[k] > 0 for k in ("naive_s", "packed_s", "naive_mem", "packed_mem"))
+    assert t["packed_mem"] < t["naive_mem"]  # one prompt's activations saved for backward, not two
+    assert t["max_abs"] <= 1e-4  # the oracle ran
+    assert r["generate_s"] > 0 and r["ours_s"] > 0 and r["same_tokens"] == 1.0
+    out = capsys.readouterr().out
+    table = [line for line in out.splitlines() if line.startswith("| 48 (32) | 4 | 2 |")]
+    assert len(table) == 2 and all("×" in line for line in table)
+    assert json.loads((tmp_path / "bench.json").read_text())["rows"] == json.loads(json.dumps(rows))
+
+
+def test_a_wrong_packed_path_is_caught(monkeypatch):
+    """Completions that may also see their siblings (a plain causal mask over the packed row): fast, and wrong."""
+    monkeypatch.setattr(vm, "block_mask", lambda segments, length: torch.ones(length, length, dtype=torch.bool).tril())
+    with pytest.raises(AssertionError, match="differ from the plain forward"):
+        bench.main(TINY + ["--skip-rollout"])
+
+
+def test_prompts_have_exactly_p_tokens_mostly_video():
+    config = bench.bench_config("tiny-wide", 1, 1)
+    sample, completions = bench.make_group(config, 100, 5, 3, 8, torch.float32)
+    assert len(sample.prompt_ids) == 100 and int((sample.prompt_ids == config.video_token_id).sum()) == 80
+    assert sample.grid_thw.tolist() == [[5, 8, 8]] and sample.pixel_values.shape == (5 * 8 * 8, 3 * 2 * 14 * 14)
+    assert [len(c) for c in completions] == [5, 5, 5]
+    vm.rope_positions(sample.prompt_ids, sample.grid_thw, sample.second_per_grid, config)  # the grid matches
