@@ -96,9 +96,9 @@ class Config:
     log_samples: int = arg(2, "completions per step written to samples.jsonl")
     stop_after: int = arg(0, "exit after this many steps of this process (tests simulate a kill); 0 = never")
     # the toy default (no --model)
-    toy_n: int = arg(160, "toy clips generated (train and test split)")
-    toy_sft_steps: int = arg(60, "toy SFT warm-start steps")
-    toy_grpo_steps: int = arg(40, "toy GRPO steps")
+    toy_n: int = arg(240, "toy clips generated (train and test split)")
+    toy_sft_steps: int = arg(400, "toy SFT warm-start steps")
+    toy_grpo_steps: int = arg(120, "toy GRPO steps")
 
 
 def parse_config(argv=None):
