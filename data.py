@@ -161,6 +161,18 @@ class VideoConfig:
     decoder: str = "auto"  # "auto" (decord if importable, else PyAV), "decord" or "pyav"
 
 
+def add_video_flags(parser):
+    """--fps, --max-frames, --max-pixels for the command-line tools; their defaults are VideoConfig's (and train.py's)."""
+    parser.add_argument("--fps", type=float, default=VideoConfig.fps, help="frames sampled per second")
+    parser.add_argument("--max-frames", type=int, default=VideoConfig.max_frames, help="frames per video at most")
+    parser.add_argument("--max-pixels", type=int, default=VideoConfig.max_pixels, help="pixels per frame at most")
+
+
+def video_config(args) -> VideoConfig:
+    """The VideoConfig of parsed flags (or of train.py's Config, which has the same names)."""
+    return VideoConfig(fps=args.fps, max_frames=args.max_frames, max_pixels=args.max_pixels)
+
+
 def _video_error(path, sample_id, msg) -> DataError:
     return DataError(f"{path} (sample {sample_id}): {msg}")
 

@@ -200,9 +200,7 @@ def parse_args(argv=None):
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     p.add_argument("--max-new-tokens", type=int, default=512)
     p.add_argument("--seed", type=int, default=0, help="used when --temperature > 0")
-    p.add_argument("--fps", type=float, default=2.0)
-    p.add_argument("--max-frames", type=int, default=16)
-    p.add_argument("--max-pixels", type=int, default=data.VideoConfig.max_pixels, help="per frame")
+    data.add_video_flags(p)
     p.add_argument("--dtype", default=None, help="bfloat16 on GPU, float32 on CPU unless given")
     return p.parse_args(argv)
 
@@ -214,7 +212,7 @@ def main(argv=None):
     out = Path(args.out or Path(args.model) / f"eval_{Path(args.data).stem}.json")
     rows, _, load_failed = select_data.load_rows(args.data, out.with_suffix(".bad.txt") if rank == 0 else None)
     policy, tokenizer, family = select_data.load_policy(args.model, device, getattr(torch, args.dtype))
-    video_cfg = data.VideoConfig(fps=args.fps, max_frames=args.max_frames, max_pixels=args.max_pixels)
+    video_cfg = data.video_config(args)
     records, failed = answer(policy, tokenizer, rows[rank::world], family, video_cfg, args.batch_size,
                              args.temperature, args.max_new_tokens, args.seed + rank * 1_000_003, rank == 0)
     if world > 1:  # each rank answered rows[rank::world]; rank 0 gathers the records

@@ -366,9 +366,7 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0, help="batch j is sampled with seed + j")
     p.add_argument("--min-iou-std", type=float, default=0.1, help="tvg/gqa keep: IoU std over K above this")
     p.add_argument("--top-n", type=int, default=None, help="then keep only the N kept with the largest reward std")
-    p.add_argument("--fps", type=float, default=2.0)
-    p.add_argument("--max-frames", type=int, default=16)
-    p.add_argument("--max-pixels", type=int, default=data.VideoConfig.max_pixels, help="per frame")
+    data.add_video_flags(p)
     p.add_argument("--dtype", default=None, help="bfloat16 on GPU, float32 on CPU unless given")
     return p.parse_args(argv)
 
@@ -390,7 +388,7 @@ def main(argv=None):
     paths["kept"].parent.mkdir(parents=True, exist_ok=True)
     done = open_partial(paths["partial"], settings, rank, world)
     policy, tokenizer, family = load_policy(args.model, device, getattr(torch, args.dtype))
-    video_cfg = data.VideoConfig(fps=args.fps, max_frames=args.max_frames, max_pixels=args.max_pixels)
+    video_cfg = data.video_config(args)
 
     # fixed batches in file order, dealt round-robin to ranks; a batch with any sample missing is re-sampled whole
     chunks = [rows[i:i + args.batch_size] for i in range(0, len(rows), args.batch_size)]

@@ -78,9 +78,9 @@ class Config:
     top_p: float = arg(1.0, "rollout nucleus sampling")
     max_new_tokens: int = arg(256, "completion length limit (cut completions are flagged 'truncated')")
     # video
-    fps: float = arg(2.0, "frames sampled per second")
-    max_frames: int = arg(32, "frames per video at most (an even number)")
-    max_pixels: int = arg(128 * 28 * 28, "pixels per frame at most (Qwen smart_resize)")
+    fps: float = arg(data.VideoConfig.fps, "frames sampled per second")
+    max_frames: int = arg(data.VideoConfig.max_frames, "frames per video at most (an even number)")
+    max_pixels: int = arg(data.VideoConfig.max_pixels, "pixels per frame at most (Qwen smart_resize)")
     # optimisation
     lr: float = arg(1e-6, "peak learning rate (AdamW)")
     warmup_steps: int = arg(0, "linear warm-up steps")
@@ -296,7 +296,7 @@ def train(cfg):
 
     bad_report = os.path.join(cfg.out, "bad_rows.json") if cfg.skip_bad else None
     rows = data.load_jsonl(cfg.data, skip_bad=cfg.skip_bad, report=bad_report)
-    video_cfg = data.VideoConfig(fps=cfg.fps, max_frames=cfg.max_frames, max_pixels=cfg.max_pixels)
+    video_cfg = data.video_config(cfg)
     eos, pad = tokenizer.convert_tokens_to_ids("<|im_end|>"), tokenizer.pad_token_id
     if master:
         print(f"{cfg.mode}: {len(rows)} rows, world {world}, {cfg.batch_size} prompts/rank x G={cfg.group_size}"
