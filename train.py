@@ -54,6 +54,9 @@ def arg(default, help):
     return field(default=default, metadata={"help": help})
 
 
+VIDEO = data.VideoConfig()  # video defaults shared with eval.py and select_data.py (inside Config, `data` is a field)
+
+
 @dataclass
 class Config:
     # what to train, on what, where to write
@@ -78,9 +81,9 @@ class Config:
     top_p: float = arg(1.0, "rollout nucleus sampling")
     max_new_tokens: int = arg(256, "completion length limit (cut completions are flagged 'truncated')")
     # video
-    fps: float = arg(data.VideoConfig.fps, "frames sampled per second")
-    max_frames: int = arg(data.VideoConfig.max_frames, "frames per video at most (an even number)")
-    max_pixels: int = arg(data.VideoConfig.max_pixels, "pixels per frame at most (Qwen smart_resize)")
+    fps: float = arg(VIDEO.fps, "frames sampled per second")
+    max_frames: int = arg(VIDEO.max_frames, "frames per video at most (an even number)")
+    max_pixels: int = arg(VIDEO.max_pixels, "pixels per frame at most (Qwen smart_resize)")
     # optimisation
     lr: float = arg(1e-6, "peak learning rate (AdamW)")
     warmup_steps: int = arg(0, "linear warm-up steps")

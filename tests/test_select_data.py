@@ -255,3 +255,13 @@ def test_select_torchrun_two_ranks_matches_one(first_run, warm_model, toy_with_b
     two, one = json.loads(paths["report"].read_text()), json.loads(files["report"])
     assert two["settings"]["world"] == 2
     assert two["counts"] == one["counts"] and two["samples"] == one["samples"]
+
+
+def test_selection_and_eval_see_the_videos_as_training_does():
+    """Selection scores a sample as a GRPO step would: same frames, same pixels, by default, in all three tools."""
+    import eval as ev
+    import train
+
+    sel = sd.parse_args(["--model", "m", "--data", "d.jsonl", "--out", "o.jsonl"])
+    test = ev.parse_args(["--model", "m", "--data", "d.jsonl"])
+    assert data.video_config(sel) == data.video_config(test) == data.video_config(train.Config()) == data.VideoConfig()
