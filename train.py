@@ -10,14 +10,16 @@ One GRPO step (the loop in `train`, in this order):
     -> grpo.policy_loss -> backward -> grad-norm clip -> optimizer step -> log -> checkpoint
 
 How this departs from textbook GRPO (Shao et al. 2024), on purpose and as the Temporal-R1 release does:
-  - the loss averages over all completion tokens of a micro-batch (`--aggregate token`, DAPO-style); each rank
-    averages its own tokens and FSDP averages the ranks' gradients;
+  - the loss averages over all completion tokens of the global batch (`--aggregate token`, DAPO-style): each
+    micro-batch is weighted by its share of the tokens of all ranks, so every token counts the same;
   - with one update per batch (the default) the old policy is the current one, so the ratio is 1 in value and
     only its gradient matters; `--updates_per_batch > 1` recomputes old log-probs with the packed forward;
   - groups whose G rewards are all equal carry no signal: their advantage is 0 and they are counted.
 
 Distributed: FSDP2 (`fully_shard`) on every decoder layer and vision block, then the root. Without torchrun the
 same code runs as a world of one. Rollouts gather the full weights once and decode without collectives.
+Precision: the policy's weights and AdamW states are float32; with `--dtype bfloat16` FSDP2 computes in bf16 and
+reduces gradients in float32 (an lr of 1e-6 would vanish in bf16 weights). The reference is stored in `--dtype`.
 """
 
 import argparse
@@ -38,7 +40,7 @@ import torch.distributed as dist
 from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict,
                                                      get_optimizer_state_dict, set_optimizer_state_dict)
 from torch.distributed.device_mesh import init_device_mesh
-from torch.distributed.fsdp import FSDPModule, fully_shard
+from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 from tqdm import tqdm
 from transformers import AutoTokenizer
 
@@ -90,7 +92,8 @@ class Config:
     schedule: str = arg("constant", "constant | cosine (after warm-up)")
     weight_decay: float = arg(0.0, "AdamW weight decay")
     grad_clip: float = arg(1.0, "global gradient-norm clip")
-    dtype: str = arg("bfloat16", "bfloat16 | float32 (the toy default uses float32)")
+    dtype: str = arg("bfloat16", "compute dtype, bfloat16 | float32 (weights and optimizer stay float32)")
+    grad_checkpointing: bool = arg(False, "recompute each decoder layer and vision block in backward (long completions)")
     seed: int = arg(0, "seeds the data order and every rollout")
     # bookkeeping
     save_every: int = arg(50, "checkpoint every N steps (and at the end)")
@@ -125,6 +128,9 @@ def parse_config(argv=None):
 # distributed set-up: torchrun's env, or a world of one
 
 def init_distributed():
+    if dist.is_initialized():  # the toy default trains twice in one process
+        return dist.get_rank(), dist.get_world_size(), torch.device("cuda", torch.cuda.current_device()) \
+            if torch.cuda.is_available() else torch.device("cpu")
     if "RANK" not in os.environ:  # plain `python train.py`: the same code as a world of one
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
@@ -138,13 +144,15 @@ def init_distributed():
     return dist.get_rank(), dist.get_world_size(), device
 
 
-def shard(module, mesh):
-    """FSDP2: each decoder layer and vision block is a unit, the root holds the rest (embeddings, head, merger)."""
+def shard(module, mesh, compute_dtype):
+    """FSDP2: each decoder layer and vision block is a unit, the root holds the rest (embeddings, head, merger).
+    Parameters are kept as they are stored; forward and backward run in compute_dtype, gradients reduce in float32."""
+    mp = MixedPrecisionPolicy(param_dtype=compute_dtype, reduce_dtype=torch.float32)
     for block in module.model.visual.blocks:
-        fully_shard(block, mesh=mesh)
+        fully_shard(block, mesh=mesh, mp_policy=mp)
     for layer in module.model.language_model.layers:
-        fully_shard(layer, mesh=mesh)
-    fully_shard(module, mesh=mesh)
+        fully_shard(layer, mesh=mesh, mp_policy=mp)
+    fully_shard(module, mesh=mesh, mp_policy=mp)
     return module
 
 
@@ -219,7 +227,8 @@ def save_checkpoint(cfg, step, policy, optimizer, scheduler, tokenizer, rank):
                     "rng": {"torch": torch.get_rng_state(), "python": random.getstate(),
                             "numpy": np.random.get_state()},
                     "config": dataclasses.asdict(cfg)}, os.path.join(tmp, "trainer_state.pt"))
-        os.replace(tmp, final) if not os.path.exists(final) else (shutil.rmtree(final), os.replace(tmp, final))
+        shutil.rmtree(final, ignore_errors=True)  # only when re-running a step that was already saved
+        os.replace(tmp, final)
         for old in checkpoints(cfg.out)[:-cfg.keep_last]:
             shutil.rmtree(old)
     dist.barrier()
@@ -235,7 +244,7 @@ def resume_from(cfg):
 
 
 def load_trainer_state(path, policy, optimizer, scheduler, rank):
-    state = torch.load(os.path.join(path, "trainer_state.pt"), weights_only=False)
+    state = torch.load(os.path.join(path, "trainer_state.pt"), weights_only=False, mmap=True)  # read lazily
     set_optimizer_state_dict(policy, optimizer, state["optimizer"] if rank == 0 else {},
                              options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
     scheduler.load_state_dict(state["scheduler"])
@@ -243,6 +252,17 @@ def load_trainer_state(path, policy, optimizer, scheduler, rank):
     random.setstate(state["rng"]["python"])
     np.random.set_state(state["rng"]["numpy"])
     return state["step"]
+
+
+def trim_logs(out, step):
+    """Drop log rows past the checkpoint a run resumes from: the resumed run writes those steps again."""
+    for name in ("metrics.jsonl", "samples.jsonl"):
+        path = os.path.join(out, name)
+        if os.path.exists(path):
+            with open(path) as f:
+                kept = [line for line in f if json.loads(line)["step"] <= step]
+            with open(path, "w") as f:
+                f.writelines(kept)
 
 
 def plot_curves(out):
@@ -278,8 +298,7 @@ def lr_lambda(cfg):
 
 def train(cfg):
     """Run `cfg.steps` steps of GRPO or SFT; returns the last checkpoint's folder."""
-    rank, world, device = init_distributed() if not dist.is_initialized() else (
-        dist.get_rank(), dist.get_world_size(), torch.device("cuda" if torch.cuda.is_available() else "cpu"))
+    rank, world, device = init_distributed()
     master = rank == 0
     os.makedirs(cfg.out, exist_ok=True)
     torch.manual_seed(cfg.seed)
@@ -288,14 +307,20 @@ def train(cfg):
 
     resume = resume_from(cfg)
     tokenizer = AutoTokenizer.from_pretrained(resume or cfg.model)
-    policy = shard(vlm.load_model(resume or cfg.model, dtype=dtype).to(device), mesh)
+    policy = vlm.load_model(resume or cfg.model, dtype=torch.float32).to(device)  # float32 master weights
+    if cfg.grad_checkpointing:
+        policy.activation_checkpointing_enable()
+    policy = shard(policy, mesh, dtype)
     family = policy.config.model_type
     reference = None
     if cfg.mode == "grpo" and cfg.beta > 0:  # the frozen reference is always the starting model
-        reference = shard(vlm.load_model(cfg.model, dtype=dtype).to(device).eval().requires_grad_(False), mesh)
+        reference = vlm.load_model(cfg.model, dtype=dtype).to(device).eval().requires_grad_(False)
+        reference = shard(reference, mesh, dtype)
     optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
     start = load_trainer_state(resume, policy, optimizer, scheduler, rank) if resume else 0
+    if resume and master:
+        trim_logs(cfg.out, start)
 
     bad_report = os.path.join(cfg.out, "bad_rows.json") if cfg.skip_bad else None
     rows = data.load_jsonl(cfg.data, skip_bad=cfg.skip_bad, report=bad_report)
@@ -352,13 +377,16 @@ def train(cfg):
 
         # ---- pack micro-batches; old and reference log-probs ------------------------------------------------------
         micro = [groups[i:i + cfg.pack_prompts] for i in range(0, len(groups), cfg.pack_prompts)]
-        packs = [vlm.pack(m, policy.config) for m in micro]
+        packs = [vlm.pack(m, policy.config).to(device) for m in micro]
         n_seq = cfg.pack_prompts * (1 if cfg.mode == "sft" else cfg.group_size)
         with torch.no_grad():
             old_logps = [vlm.completion_logprobs(policy, p) for p in packs] if cfg.updates_per_batch > 1 else None
             ref_logps = [vlm.completion_logprobs(reference, p) for p in packs] if reference is not None else None
         t_logprob = time.time() - t1
-        n_tokens = sum(int(p.mask.sum()) for p in packs)
+        n_tokens = sum(int(p.mask.sum()) for p in packs)  # this rank's completion tokens
+        all_tokens = torch.tensor(float(n_tokens), device=device)
+        dist.all_reduce(all_tokens)  # every rank's: a micro-batch weighs its share of them (x world: FSDP averages)
+        token_share = world / all_tokens.item()
 
         # ---- policy update(s): loss -> backward -> clip -> step ----------------------------------------------
         t2 = time.time()
@@ -368,7 +396,7 @@ def train(cfg):
                 logp = p.unflatten(vlm.completion_logprobs(policy, p))  # [n_seq, T_max]
                 mask = p.mask.to(logp.device)
                 if cfg.mode == "sft":
-                    loss = -(logp * mask).sum() / n_tokens  # mean NLL over all target tokens of the batch
+                    loss = -(logp * mask).sum() * token_share  # mean NLL over all target tokens of the batch
                     part = {}
                 else:
                     old = p.unflatten(old_logps[j]) if old_logps else logp.detach()
@@ -376,16 +404,17 @@ def train(cfg):
                     adv = advantages[j * n_seq:(j + 1) * n_seq].to(logp.device)
                     loss, part = grpo.policy_loss(logp, old, ref, adv, mask, cfg.clip_low, cfg.clip_high, cfg.beta,
                                                   cfg.aggregate)
-                    weight = (mask.sum() / n_tokens) if cfg.aggregate == "token" else (1 / len(packs))
+                    weight = mask.sum() * token_share if cfg.aggregate == "token" else 1 / len(packs)
                     loss = loss * weight  # micro-batches add up to the batch's mean
-                    kl += part["kl"] * float(weight)
-                    clip_lo += part["clip_low_frac"] * float(weight)
-                    clip_hi += part["clip_high_frac"] * float(weight)
+                    weight = float(weight)
+                    kl += part["kl"] * weight
+                    clip_lo += part["clip_low_frac"] * weight
+                    clip_hi += part["clip_high_frac"] * weight
                 loss.backward()
                 loss_sum += loss.item()
             grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), cfg.grad_clip)
             grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
-            bad = torch.tensor([0.0 if math.isfinite(loss_sum) and torch.isfinite(grad_norm) else 1.0])
+            bad = torch.tensor([0.0 if math.isfinite(loss_sum) and torch.isfinite(grad_norm) else 1.0], device=device)
             dist.all_reduce(bad)
             if bad.item() > 0:  # never let a NaN reach the weights
                 print(f"[warn] step {step}: non-finite loss or gradient, update skipped", file=sys.stderr)
@@ -469,7 +498,7 @@ def evaluate_checkpoint(path, test_file, cfg):
     if dist.get_rank() == 0:
         policy = vlm.load_model(path, dtype=torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(path)
-        video_cfg = data.VideoConfig(fps=cfg.fps, max_frames=TOY_GRPO["max_frames"], max_pixels=cfg.max_pixels)
+        video_cfg = data.video_config(dataclasses.replace(cfg, **TOY_GRPO))
         metrics = evaluation.flatten(evaluation.evaluate(policy, tokenizer, data.load_jsonl(test_file),
                                                          policy.config.model_type, video_cfg,
                                                          max_new_tokens=TOY_GRPO["max_new_tokens"]))

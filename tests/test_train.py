@@ -63,11 +63,13 @@ def grpo_args(toy, out, *extra):
 
 
 def test_torchrun_two_processes_fsdp2_checkpoint_loads(toy, warm, tmp_path):
-    """Two CPU processes (gloo), FSDP2-sharded policy and reference: 2 steps, then a checkpoint in HF format
-    whose full (gathered) weights load with from_pretrained and differ from the starting weights."""
+    """Two CPU processes (gloo), FSDP2-sharded policy and reference, computing in bf16 with activation
+    checkpointing (a 7B run's settings): 2 steps, then a checkpoint in HF format whose full (gathered) weights load
+    with from_pretrained and differ from the starting weights."""
     out = tmp_path / "ddp"
     run(["torchrun", "--nproc_per_node", "2", "--master_port", "29533", "train.py",
-         *grpo_args(toy, out, "--steps", "2", "--save_every", "2")], cwd=ROOT)
+         *grpo_args(toy, out, "--steps", "2", "--save_every", "2"), "--dtype", "bfloat16",
+         "--grad_checkpointing", "true"], cwd=ROOT)
     ckpt = out / "checkpoint-2"
     assert (ckpt / "model.safetensors").exists() and (ckpt / "trainer_state.pt").exists()
     loaded = Qwen2_5_VLForConditionalGeneration.from_pretrained(ckpt)
@@ -79,15 +81,16 @@ def test_torchrun_two_processes_fsdp2_checkpoint_loads(toy, warm, tmp_path):
 
 
 def test_kill_and_resume_equals_uninterrupted_run(toy, warm, tmp_path):
-    """4 steps straight vs 2 steps, exit (as if killed right after the checkpoint), `--resume auto`, 2 more:
-    the per-step losses and the final weights are identical (torch.equal: bit for bit on CPU). A half-written
-    checkpoint (a leftover temporary folder) is ignored by --resume auto."""
+    """4 steps straight vs 3 steps, exit (as if killed during step 4's save: checkpoint-2 is the last complete
+    one), `--resume auto`, steps 3 and 4 again: the per-step losses and the final weights are identical
+    (torch.equal: bit for bit on CPU), the log holds each step once, and the half-written checkpoint (a leftover
+    temporary folder) is ignored."""
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     run([sys.executable, "train.py", *grpo_args(toy, straight, "--steps", "4", "--save_every", "2")], cwd=ROOT)
     run([sys.executable, "train.py", *grpo_args(toy, resumed, "--steps", "4", "--save_every", "2",
-                                                "--stop_after", "2")], cwd=ROOT)
-    assert [m["step"] for m in metrics(resumed)] == [1, 2]
-    (resumed / ".tmp-checkpoint-3").mkdir()  # a kill during the next save leaves only this behind
+                                                "--stop_after", "3")], cwd=ROOT)
+    assert [m["step"] for m in metrics(resumed)] == [1, 2, 3]
+    (resumed / ".tmp-checkpoint-4").mkdir()  # a kill during the next save leaves only this behind
     run([sys.executable, "train.py", *grpo_args(toy, resumed, "--steps", "4", "--save_every", "2",
                                                 "--resume", "auto")], cwd=ROOT)
     a, b = metrics(straight), metrics(resumed)
@@ -98,6 +101,21 @@ def test_kill_and_resume_equals_uninterrupted_run(toy, warm, tmp_path):
     wb = load_file(resumed / "checkpoint-4" / "model.safetensors")
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
     assert sorted(os.listdir(resumed)).count("checkpoint-2") == 1
+
+
+def test_bf16_compute_keeps_float32_weights_so_small_updates_land(toy, tmp_path):
+    """--dtype bfloat16 computes in bf16 but keeps float32 weights: an lr of 1e-5 moves every weight of a layer
+    (in bf16 storage most such updates round away) and the checkpoint holds the float32 weights."""
+    out = tmp_path / "bf16"
+    run([sys.executable, "train.py", "--model", str(toy / "init"), "--data", str(toy / "data" / "train.jsonl"),
+         "--out", str(out), "--mode", "sft", "--steps", "2", "--batch_size", "3", "--pack_prompts", "3",
+         "--max_frames", "4", "--dtype", "bfloat16", "--lr", "1e-5", "--save_every", "2"], cwd=ROOT)
+    start = load_file(toy / "init" / "model.safetensors")
+    end = load_file(out / "checkpoint-2" / "model.safetensors")
+    name = "model.visual.patch_embed.proj.weight" if "model.visual.patch_embed.proj.weight" in end \
+        else "visual.patch_embed.proj.weight"
+    assert end[name].dtype == torch.float32
+    assert (end[name] != start[name]).float().mean() > 0.9
 
 
 def test_sft_mode_lowers_the_loss(warm):
