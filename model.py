@@ -44,6 +44,7 @@ try:
     from torch.nn.attention.varlen import varlen_attn
 except ImportError:
     varlen_attn = None
+VARLEN_PARAMS = set(inspect.signature(varlen_attn).parameters) if varlen_attn is not None else set()  # per version
 
 FAMILIES = {"qwen2_5_vl": (Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration),
             "qwen3_vl": (Qwen3VLConfig, Qwen3VLForConditionalGeneration)}
@@ -180,13 +181,16 @@ def _varlen_kernel(q, k, v, cu_q, cu_k, max_q, max_k, scale):
     """Causal varlen attention, q [T_q, H, D], k/v [T_k, H_kv, D] -> [T_q, H, D]: flash-attn, else torch's."""
     if flash_attn_varlen_func is not None:
         return flash_attn_varlen_func(q, k, v, cu_q, cu_k, max_q, max_k, softmax_scale=scale, causal=True)
-    params = inspect.signature(varlen_attn).parameters
-    kw = {"window_size": (-1, 0)} if "window_size" in params else {"is_causal": True}
-    if "enable_gqa" in params:
+    kw = {"window_size": (-1, 0)} if "window_size" in VARLEN_PARAMS else {"is_causal": True}
+    if "enable_gqa" in VARLEN_PARAMS:
         kw["enable_gqa"] = True
     else:  # older torch: no GQA, repeat the KV heads
         k, v = (x.repeat_interleave(q.shape[1] // x.shape[1], dim=1) for x in (k, v))
-    return varlen_attn(q, k, v, cu_q, cu_k, max_q, max_k, scale=scale, **kw)
+    if "scale" in VARLEN_PARAMS:
+        kw["scale"] = scale
+    elif scale is not None:  # older torch: the kernel always scales by 1/sqrt(D); fold the rest into q
+        q = q * (scale * q.shape[-1] ** 0.5)
+    return varlen_attn(q, k, v, cu_q, cu_k, max_q, max_k, **kw)
 
 
 def _use_varlen(x):
@@ -295,19 +299,20 @@ def _embed(model, ids, vision_mask, pixel_values, grid_thw):
                  "deepstack_visual_embeds": [torch.cat(f).to(emb.dtype) for f in vision.deepstack_features]}
 
 
-def _token_logprobs(lm_head, hidden, targets):
+def _token_logprobs(lm_head, hidden, targets, temperature=1.0):
     """log p(target) from hidden [T, D], the LM head run LOGIT_CHUNK rows at a time; with grad, each chunk is
     recomputed in backward (checkpoint), so no [T, vocab] float32 logits ever live at once."""
     def chunk(h, t):
-        logits = lm_head(h).float()  # [c, V]
+        logits = lm_head(h).float() / temperature  # [c, V]
         return logits.gather(1, t[:, None])[:, 0] - logits.logsumexp(-1)
     run = (lambda h, t: checkpoint(chunk, h, t, use_reentrant=False)) if torch.is_grad_enabled() else chunk
     return torch.cat([run(h, t) for h, t in zip(hidden.split(LOGIT_CHUNK), targets.split(LOGIT_CHUNK))])
 
 
-def completion_logprobs(model, packed):
+def completion_logprobs(model, packed, temperature=1.0):
     """[T] log-prob of every completion token (group-major, flat) under model, from one forward of the packed row:
-    the vision tower and each prompt computed once per group. Equal to the plain forward of each [prompt, c] alone."""
+    the vision tower and each prompt computed once per group. Equal to the plain forward of each [prompt, c] alone.
+    temperature: the rollouts' sampling temperature, so that ratio and KL are taken on the sampled distribution."""
     def forward():
         p = packed.to(model.lm_head.weight.device)
         emb, kwargs = _embed(model, p.input_ids, p.vision_mask, p.pixel_values, p.grid_thw)  # [1, L, D]
@@ -317,7 +322,7 @@ def completion_logprobs(model, packed):
             kwargs["attention_mask"] = block_mask(p.segments, emb.shape[1])[None, None]  # [1, 1, L, L]
         hidden = model.model.language_model(inputs_embeds=emb, position_ids=p.position_ids, use_cache=False,
                                             **kwargs).last_hidden_state[0]  # [L, D]
-        return _token_logprobs(model.lm_head, hidden[p.predictors], p.targets)
+        return _token_logprobs(model.lm_head, hidden[p.predictors], p.targets, temperature)
     return _root_call(model, forward)
 
 
@@ -347,8 +352,9 @@ def _left_pad(prompts, config, pad_token_id):
     for b, s in enumerate(prompts):
         n = len(s.prompt_ids)
         ids[b, P - n:] = s.prompt_ids.cpu()
-        pos[:, b, P - n:] = rope_positions(s.prompt_ids.cpu(), s.grid_thw, s.second_per_grid, config)
-        nxt[:, b] = torch.tensor([n] + [int(pos[1:, b].max()) + 1] * 3)
+        own = rope_positions(s.prompt_ids.cpu(), s.grid_thw, s.second_per_grid, config)  # [4, n]
+        pos[:, b, P - n:] = own
+        nxt[:, b] = torch.tensor([n] + [int(own[1:].max()) + 1] * 3)  # as pack() places a completion's token 0
     mask = torch.arange(P)[None] >= P - torch.tensor([len(s.prompt_ids) for s in prompts])[:, None]
     return ids, mask.long(), pos, (ids == config.video_token_id) & mask, nxt
 

@@ -379,9 +379,12 @@ def train(cfg):
         micro = [groups[i:i + cfg.pack_prompts] for i in range(0, len(groups), cfg.pack_prompts)]
         packs = [vlm.pack(m, policy.config).to(device) for m in micro]
         n_seq = cfg.pack_prompts * (1 if cfg.mode == "sft" else cfg.group_size)
+        temp = cfg.temperature if cfg.mode == "grpo" else 1.0  # log-probs of the distribution rollouts sampled
         with torch.no_grad():
-            old_logps = [vlm.completion_logprobs(policy, p) for p in packs] if cfg.updates_per_batch > 1 else None
-            ref_logps = [vlm.completion_logprobs(reference, p) for p in packs] if reference is not None else None
+            old_logps = [vlm.completion_logprobs(policy, p, temp) for p in packs] if cfg.updates_per_batch > 1 \
+                else None
+            ref_logps = [vlm.completion_logprobs(reference, p, temp) for p in packs] if reference is not None \
+                else None
         t_logprob = time.time() - t1
         n_tokens = sum(int(p.mask.sum()) for p in packs)  # this rank's completion tokens
         all_tokens = torch.tensor(float(n_tokens), device=device)
@@ -393,7 +396,7 @@ def train(cfg):
         for _ in range(cfg.updates_per_batch):
             loss_sum, kl, clip_lo, clip_hi = 0.0, 0.0, 0.0, 0.0
             for j, p in enumerate(packs):
-                logp = p.unflatten(vlm.completion_logprobs(policy, p))  # [n_seq, T_max]
+                logp = p.unflatten(vlm.completion_logprobs(policy, p, temp))  # [n_seq, T_max]
                 mask = p.mask.to(logp.device)
                 if cfg.mode == "sft":
                     loss = -(logp * mask).sum() * token_share  # mean NLL over all target tokens of the batch

@@ -41,14 +41,14 @@ def sdpa_copy(model):
     return oracle
 
 
-def plain_logprobs(oracle, sample, completion):
+def plain_logprobs(oracle, sample, completion, temperature=1.0):
     """HF's full forward of [prompt, completion] alone (our explicit positions), log_softmax over all logits."""
     ids = torch.cat([sample.prompt_ids, completion])
     pos = vm.rope_positions(ids, sample.grid_thw, sample.second_per_grid, oracle.config)[:, None]  # [4, 1, L]
     logits = oracle(input_ids=ids[None], pixel_values_videos=sample.pixel_values, video_grid_thw=sample.grid_thw,
                     position_ids=pos).logits[0]
     n = len(sample.prompt_ids)
-    return logits[n - 1:-1].log_softmax(-1).gather(1, completion[:, None])[:, 0]
+    return (logits[n - 1:-1] / temperature).log_softmax(-1).gather(1, completion[:, None])[:, 0]
 
 
 def random_groups(tok, family, lengths=((5, 1, 3), (2, 4))):
@@ -228,6 +228,32 @@ def sdpa_varlen(q, k, v, cu_q, cu_k, max_q, max_k, scale):
     return torch.cat(out)
 
 
+def varlen_stub(params):
+    """A torch varlen_attn with the keyword arguments of one torch release, honouring only what that release can:
+    no enable_gqa -> equal head counts required; no scale -> the default 1/sqrt(D)."""
+    def varlen_attn(q, k, v, cu_q, cu_k, max_q, max_k, **kw):
+        assert set(kw) <= params and (kw.get("window_size") == (-1, 0) or kw.get("is_causal") is True)
+        assert kw.get("enable_gqa") or k.shape[1] == q.shape[1]
+        return sdpa_varlen(q, k, v, cu_q, cu_k, max_q, max_k, kw.get("scale", q.shape[-1] ** -0.5))
+    return varlen_attn
+
+
+@pytest.mark.parametrize("params", [{"window_size", "scale", "enable_gqa"}, {"is_causal", "scale"}, {"is_causal"}])
+def test_varlen_kernel_adapts_to_each_torch_signature(params, monkeypatch):
+    """Without flash-attn, torch's varlen_attn is called with what the installed release accepts (GQA repeated and
+    the scale folded into q where it must be), and gives the same attention in all three."""
+    segments = torch.tensor([[0, 4, 0, 0], [4, 3, 0, 4], [7, 2, 0, 4]])
+    g = torch.Generator().manual_seed(1)
+    q, k, v = (torch.randn(9, h, 8, generator=g) for h in (4, 2, 2))
+    key_index, cu_q, cu_k, max_q, max_k = vm.key_layout(segments)
+    expected = sdpa_varlen(q, k[key_index], v[key_index], cu_q, cu_k, max_q, max_k, 0.3)
+    monkeypatch.setattr(vm, "flash_attn_varlen_func", None)
+    monkeypatch.setattr(vm, "varlen_attn", varlen_stub(params))
+    monkeypatch.setattr(vm, "VARLEN_PARAMS", params)
+    out = vm._varlen_kernel(q, k[key_index], v[key_index], cu_q, cu_k, max_q, max_k, 0.3)
+    torch.testing.assert_close(out, expected, atol=1e-6, rtol=1e-6)
+
+
 def test_attention_gathered_keys_equal_the_block_mask_and_feed_the_prompt_gradients():
     """The CUDA formulation (keys gathered as [prompt, own], varlen kernel) against the CPU mask path, same layer
     inputs: equal outputs, equal gradients; the prompt's keys get gradient from every completion."""
@@ -279,6 +305,19 @@ def test_packed_logprobs_equal_the_plain_forward_of_each_completion(toy_tok, fam
     assert g_ours.keys() == g_ref.keys() and len(g_ours) == len(list(model.parameters()))
     for name in g_ref:
         torch.testing.assert_close(g_ours[name], g_ref[name], atol=1e-5, rtol=1e-4, msg=name)
+
+
+def test_logprobs_at_the_sampling_temperature_equal_the_plain_forward(toy_tok):
+    """With temperature T (rollouts sample from softmax(logits / T)), the packed log-probs are those of the same
+    tempered distribution under the plain forward."""
+    model = tiny("qwen2_5_vl", toy_tok)
+    groups = random_groups(toy_tok, "qwen2_5_vl")
+    with torch.no_grad():
+        ours = vm.completion_logprobs(model, vm.pack(groups, model.config), temperature=0.7)
+        ref = torch.cat([plain_logprobs(sdpa_copy(model), s, c, temperature=0.7) for s, cs in groups for c in cs])
+        plain = vm.completion_logprobs(model, vm.pack(groups, model.config))
+    torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
+    assert not torch.allclose(ours, plain, atol=1e-3)
 
 
 @pytest.mark.parametrize("family", FAMS)
