@@ -378,7 +378,10 @@ def prepare_sample(row: dict, tokenizer, family: str, cfg: VideoConfig = VideoCo
     rate of the frames actually kept: it differs from cfg.fps when min_frames or max_frames clamp T.
     """
     frames, times, sampled_fps = _read_video(row["video"], cfg, row["id"])
-    pixel_values, grid = patchify(frames, family, cfg)
+    try:
+        pixel_values, grid = patchify(frames, family, cfg)
+    except ValueError as err:  # e.g. an aspect ratio smart_resize refuses
+        raise _video_error(row["video"], row["id"], str(err)) from err
     t = FAMILIES[family]["temporal_patch_size"]
     blocks = [sum(times[i : i + t]) / len(times[i : i + t]) for i in range(0, len(times), t)]
     ids = build_prompt(row, tokenizer, family, grid, blocks)
@@ -556,7 +559,8 @@ def from_temporal_r1(rec: dict, k: int) -> dict:
         raise ValueError(f"solution {rec['solution']} is not an increasing pair of fractions in [0, 1]")
     return dict(
         id=f"{rec.get('dataset', 'temporal_r1')}-{k}", video=rec["video"], task="tvg",
-        question=grounding_question(rec["problem"]), segment=[round(a * length, 2), round(b * length, 2)],
+        question=grounding_question(rec["problem"]),
+        segment=[round(a * length, 2), min(round(b * length, 2), length)],  # rounding may not pass the end
         duration=length,
     )
 
@@ -679,6 +683,3 @@ def main(argv=None):
 
 if __name__ == "__main__":
     main()
-
-def _meta(path):
-    c = av.open(path); s = c.streams.video[0]; return s.frames, float(s.average_rate)

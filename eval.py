@@ -210,6 +210,7 @@ def main(argv=None):
     rank, world, device = select_data.init_distributed()
     args.dtype = args.dtype or ("bfloat16" if device.type == "cuda" else "float32")
     out = Path(args.out or Path(args.model) / f"eval_{Path(args.data).stem}.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
     rows, _, load_failed = select_data.load_rows(args.data, out.with_suffix(".bad.txt") if rank == 0 else None)
     policy, tokenizer, family = select_data.load_policy(args.model, device, getattr(torch, args.dtype))
     video_cfg = data.video_config(args)
@@ -227,7 +228,6 @@ def main(argv=None):
         metrics = summarize(records, load_failed + failed)
         print(metrics_table(metrics))
         settings = {k: v for k, v in vars(args).items() if k != "out"} | {"world": world}
-        out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({**metrics, "settings": settings}, indent=1))
         out.with_suffix(".samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
         print(f"metrics -> {out}; per-sample answers -> {out.with_suffix('.samples.jsonl')}")

@@ -186,6 +186,7 @@ def load_rows(path, report=None):
             except ValueError:
                 row = None
             rid = row.get("id") if isinstance(row, dict) else None
+            rid = rid if isinstance(rid, str) else None  # a list or dict id is one of the rejected rows
             if rid in ok and rid not in lines:
                 lines[rid] = line.rstrip("\n")
                 continue
@@ -218,10 +219,21 @@ def plot_std_hist(selected, path):
     plt.close(fig)
 
 
+def moved_video_path(line, data_dir, out_dir):
+    """A kept line as written, unless its video path is relative and the output lives in another folder: then
+    the path is rewritten relative to the output's folder, so the selected file loads where it is."""
+    row = json.loads(line)
+    if Path(data_dir).resolve() == Path(out_dir).resolve() or os.path.isabs(row["video"]):
+        return line
+    row["video"] = os.path.relpath(Path(data_dir) / row["video"], out_dir)
+    return json.dumps(row)
+
+
 def write_outputs(selected, lines, out, settings):
     """Kept rows (original lines, file order) -> out; report JSON; std histogram. Returns the report dict."""
     paths = out_paths(out)
-    kept = [lines[r["id"]] for r in selected if r["verdict"] == "kept"]
+    kept = [moved_video_path(lines[r["id"]], Path(settings["data"]).parent, paths["kept"].parent)
+            for r in selected if r["verdict"] == "kept"]
     paths["kept"].write_text("".join(line + "\n" for line in kept))
     report = {
         "settings": settings,
@@ -337,7 +349,7 @@ def open_partial(path, settings, rank, world):
     if json.loads(header).get("settings") != settings:
         raise SystemExit(f"{path} was written with other settings:\n  {header}\nnow:\n  {json.dumps(settings)}\n"
                          "use the same ones, or delete it to start over")
-    return {r["id"]: r for r in map(json.loads, lines)}
+    return {r["id"]: r for r in map(json.loads, lines) if "failed" not in r}  # failed videos are tried again
 
 
 def append_partial(path, results):
@@ -383,9 +395,9 @@ def main(argv=None):
     rank, world, device = init_distributed()
     args.dtype = args.dtype or ("bfloat16" if device.type == "cuda" else "float32")
     paths = out_paths(args.out)
+    paths["kept"].parent.mkdir(parents=True, exist_ok=True)
     rows, lines, load_failed = load_rows(args.data, paths["kept"].with_suffix(".bad.txt") if rank == 0 else None)
     settings = sampling_settings(args)
-    paths["kept"].parent.mkdir(parents=True, exist_ok=True)
     done = open_partial(paths["partial"], settings, rank, world)
     policy, tokenizer, family = load_policy(args.model, device, getattr(torch, args.dtype))
     video_cfg = data.video_config(args)

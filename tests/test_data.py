@@ -414,13 +414,15 @@ def test_convert_temporal_r1_fractions_to_seconds(tmp_path):
              video_length=30.0),
         dict(dataset="charades", video="v/B.mp4", problem="x", solution=[12.0, 15.0], video_length=30),  # seconds
         dict(video="v/C.mp4"),
+        dict(dataset="charades", video="v/D.mp4", problem="x", solution=[0.2, 1.0], video_length=30.456),
     ]
     (tmp_path / "in.json").write_text(json.dumps(records))
     n, problems = data.convert("temporal_r1", str(tmp_path / "in.json"), str(tmp_path / "out.jsonl"))
-    row = json.loads((tmp_path / "out.jsonl").read_text())
+    row, ends_at_end = map(json.loads, (tmp_path / "out.jsonl").read_text().splitlines())
     question = 'When does "person turns a light on" happen in the video?'
-    assert n == 1 and row == dict(id="charades-1", video="v/A.mp4", task="tvg", question=question,
+    assert n == 2 and row == dict(id="charades-1", video="v/A.mp4", task="tvg", question=question,
                                   segment=[7.5, 15.0], duration=30.0)
+    assert ends_at_end["segment"] == [6.09, 30.456]  # rounded to 0.01 s, never past the end (30.46 would be)
     assert [p.split(": ")[0] for p in problems] == [f"{tmp_path / 'in.json'}:2", f"{tmp_path / 'in.json'}:3"]
 
 
@@ -484,3 +486,13 @@ def test_convert_video_r1_multiple_choice(tmp_path):
                                   question="What is the man doing?",
                                   options=["cooking", "running", "sleeping", "reading"], answer="B")
     assert len(problems) == 1 and "not a video multiple-choice item" in problems[0] and ":2:" in problems[0]
+
+
+def test_a_video_the_resize_refuses_is_a_data_error(tmp_path, toy_tok):
+    """A 2 x 440 px video (aspect ratio 220, more than smart_resize accepts): a DataError naming the file and the
+    sample, which the training loop skips and counts, never a bare ValueError that stops the run."""
+    path = tmp_path / "sliver.mp4"
+    data.write_mp4(str(path), np.zeros((8, 2, 440, 3), np.uint8), fps=4)
+    row = dict(TVG, id="sliver-1", video=str(path), duration=2.0)
+    with pytest.raises(data.DataError, match=r"sliver\.mp4 \(sample sliver-1\).*aspect ratio"):
+        data.prepare_sample(row, toy_tok, "qwen2_5_vl", VideoConfig())

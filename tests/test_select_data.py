@@ -104,13 +104,14 @@ def test_load_rows_keeps_lines_and_fails_bad_rows(tmp_path):
         '{"id":"b","video":"videos/missing.mp4","task":"mcq","question":"q?","options":["x","y"],"answer":"B",'
         '"duration":4.0}',
         "not json",
+        '{"id": ["c"], "video": "videos/a.mp4", "task": "mcq"}',
     ]
     src = tmp_path / "train.jsonl"
     src.write_text("\n".join(lines) + "\n\n")
     rows, raw, failed = sd.load_rows(src, tmp_path / "bad.txt")
     assert [r["id"] for r in rows] == ["a"] and rows[0]["video"] == str(tmp_path / "videos" / "a.mp4")
     assert raw == {"a": lines[0]}  # as written: relative path, odd spacing
-    assert [(i, t) for i, t, _ in failed] == [("b", "mcq"), ("line 3", "?")]
+    assert [(i, t) for i, t, _ in failed] == [("b", "mcq"), ("line 3", "?"), ("line 4", "mcq")]
     assert "file not found" in failed[0][2] and "not valid JSON" in failed[1][2]
 
 
@@ -119,12 +120,28 @@ def test_write_outputs_copies_original_lines(tmp_path):
     sel = sd.select([{"id": "a", "task": "mcq", "rewards": MCQ_ALL_RIGHT},
                      {"id": "b", "task": "mcq", "rewards": MCQ_HALF}], min_iou_std=0.1)
     out = tmp_path / "sel.jsonl"
-    report = sd.write_outputs(sel, lines, out, {"k": 4})
+    settings = {"k": 4, "data": str(tmp_path / "train.jsonl")}  # the data's folder: lines copied as written
+    report = sd.write_outputs(sel, lines, out, settings)
     assert out.read_text() == lines["b"] + "\n"
     paths = sd.out_paths(out)
     assert json.loads(paths["report"].read_text()) == report
-    assert report["counts"]["mcq"]["kept"] == 1 and report["settings"] == {"k": 4}
+    assert report["counts"]["mcq"]["kept"] == 1 and report["settings"] == settings
     assert paths["hist"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_write_outputs_elsewhere_rewrites_relative_video_paths(tmp_path):
+    """--out in another folder than the data: a relative video path is rewritten to point at the same file from
+    there; an absolute one, and every other field, stay as they were."""
+    lines = {"a": '{"id": "a", "video": "videos/a.mp4", "task": "mcq"}', "b": '{"id": "b", "video": "/v/b.mp4"}'}
+    sel = sd.select([{"id": "a", "task": "mcq", "rewards": MCQ_HALF},
+                     {"id": "b", "task": "mcq", "rewards": MCQ_HALF}], min_iou_std=0.1)
+    out = tmp_path / "selected" / "sel.jsonl"
+    out.parent.mkdir()
+    sd.write_outputs(sel, lines, out, {"data": str(tmp_path / "data" / "train.jsonl")})
+    a, b = out.read_text().splitlines()
+    assert json.loads(a) == {"id": "a", "video": "../data/videos/a.mp4", "task": "mcq"}
+    assert (out.parent / json.loads(a)["video"]).resolve() == (tmp_path / "data" / "videos" / "a.mp4").resolve()
+    assert b == lines["b"]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -265,3 +282,11 @@ def test_selection_and_eval_see_the_videos_as_training_does():
     sel = sd.parse_args(["--model", "m", "--data", "d.jsonl", "--out", "o.jsonl"])
     test = ev.parse_args(["--model", "m", "--data", "d.jsonl"])
     assert data.video_config(sel) == data.video_config(test) == data.video_config(train.Config()) == data.VideoConfig()
+
+
+def test_resume_log_tries_failed_videos_again(tmp_path):
+    """A video that failed to load (and may since have been fixed) is not counted as done on resume."""
+    log = tmp_path / "sel.partial.jsonl"
+    log.write_text(json.dumps({"settings": {"k": 4}}) + "\n" + json.dumps({"id": "a", "task": "mcq", "rewards": []})
+                   + "\n" + json.dumps({"id": "b", "task": "mcq", "failed": "truncated file"}) + "\n")
+    assert list(sd.open_partial(log, {"k": 4}, rank=0, world=1)) == ["a"]
