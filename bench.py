@@ -5,8 +5,9 @@
 
 Training step (forward + backward of the per-token log-probs of G completions of one video prompt):
     naive   G right-padded copies [prompt, c_g] through the plain Hugging Face forward (SDPA), a batch of G: the
-            vision tower and the prompt run G times. Explicit positions from model.rope_positions; logits only for
-            the positions that predict completion tokens (TRL's logits_to_keep), log_softmax, gather.
+            vision tower and the prompt run G times. Explicit positions from model.rope_positions; the LM head
+            only on the positions that predict completion tokens, through the same chunked head as ours (so the
+            ratio measures prompt sharing alone; the peers' full [G, C, vocab] logits would cost them more).
     packed  model.completion_logprobs of one packed row [prompt, c_1 .. c_G]: vision tower and prompt once.
 Rollouts (greedy, EOS never fires, both produce exactly G x C tokens):
     generate  HF generate(num_return_sequences=G): vision once, the prompt prefilled G times, G decoded together.
@@ -16,7 +17,8 @@ also runs the vision tower G times and its attention is quadratic in P+C per cop
 per-token log-probs (float32: max abs <= 1e-4; bf16/fp16: mean abs <= 0.02 and max <= 0.5) and raises if not, so a
 fast wrong path posts no number.
 Timing: one warm-up (which also gives the outputs checked and the memory), then the median of --repeats, the two
-paths interleaved. Memory: CUDA, peak allocated during the step above what was allocated before it; CPU, bytes of
+paths interleaved. Memory: CUDA, peak allocated during the step above what was allocated before it (weights and
+gradient buffers, allocated beforehand as in any step after a training loop's first); CPU, bytes of
 the tensors autograd saves for backward (weights excluded), roughly what a step holds at its peak. On a shared CPU,
 another job on the same cores can slow rows 10x (thread oversubscription): run on a quiet machine or with --threads 1.
 """
@@ -79,8 +81,9 @@ def make_group(config, P, C, G, side, dtype, seed=0):
 
 
 def naive_inputs(sample, completions, config, pad):
-    """G right-padded copies [prompt, c]: ids [G, L], mask [G, L], positions [4, G, L], keep (logits_to_keep)."""
-    P, L = len(sample.prompt_ids), len(sample.prompt_ids) + max(map(len, completions))
+    """G right-padded copies [prompt, c]: (forward inputs: ids [G, L], mask [G, L], positions [4, G, L], the video
+    G times), targets [G, Cmax], keep [G, Cmax] (real completion tokens)."""
+    L = len(sample.prompt_ids) + max(map(len, completions))
     ids, mask = torch.full((len(completions), L), pad), torch.zeros(len(completions), L, dtype=torch.long)
     pos = torch.zeros(4, len(completions), L, dtype=torch.long)
     for g, c in enumerate(completions):
@@ -88,16 +91,17 @@ def naive_inputs(sample, completions, config, pad):
         ids[g, :len(seq)], mask[g, :len(seq)] = seq, 1
         pos[:, g, :len(seq)] = vm.rope_positions(seq, sample.grid_thw, sample.second_per_grid, config)
     targets = torch.nn.utils.rnn.pad_sequence(completions, batch_first=True, padding_value=pad)  # [G, Cmax]
-    return dict(input_ids=ids, attention_mask=mask, position_ids=pos, logits_to_keep=L - P + 1,
+    return dict(input_ids=ids, attention_mask=mask, position_ids=pos,
                 pixel_values_videos=sample.pixel_values.repeat(len(completions), 1),  # the video G times
                 video_grid_thw=sample.grid_thw.repeat(len(completions), 1)), targets, targets != pad
 
 
 def naive_logprobs(model, inputs, targets, keep):
     """What the peers run: the plain forward of the G copies. -> [T] flat, completion-major like completion_logprobs."""
-    logits = model(**inputs).logits[:, :-1]  # [G, Cmax, V]: the positions P-1 .. L-2 predict the completion
-    logp = logits.float().log_softmax(-1).gather(2, targets[..., None])[..., 0]  # [G, Cmax]
-    return logp[keep]
+    hidden = model.model(**inputs).last_hidden_state  # [G, L, D]
+    P = hidden.shape[1] - targets.shape[1]
+    predictors = hidden[:, P - 1:-1]  # [G, Cmax, D]: the positions P-1 .. L-2 predict the completion
+    return vm._token_logprobs(model.lm_head, predictors[keep], targets[keep])
 
 
 def use_attention(model, name):
@@ -112,7 +116,7 @@ def sync(device):
 
 def measure(fn, model, device, memory):
     """One forward + backward of fn() -> [T] log-probs: (seconds, memory bytes or None, log-probs detached)."""
-    model.zero_grad(set_to_none=True)
+    model.zero_grad(set_to_none=False)  # gradient buffers stay allocated (train_row makes them)
     saved, weights = {}, {p.untyped_storage().data_ptr() for p in model.parameters()}
 
     def pack_hook(t):
@@ -164,10 +168,12 @@ def timed(fns, repeats, device, on_oom):
 
 def check_equal(ours, ref, dtype):
     """Packed log-probs against the naive ones, per token. -> (max abs, mean abs); raises past the tolerance."""
+    if ours.shape != ref.shape:
+        raise AssertionError(f"packed log-probs have shape {tuple(ours.shape)}, the plain forward {tuple(ref.shape)}")
     diff = (ours - ref).abs()
     worst, mean = float(diff.max()), float(diff.mean())
     ok = worst <= 1e-4 if dtype == torch.float32 else (mean <= 0.02 and worst <= 0.5)
-    if not ok or ours.shape != ref.shape:
+    if not ok:
         raise AssertionError(f"packed log-probs differ from the plain forward: max abs {worst:.3g}, mean {mean:.3g}")
     return worst, mean
 
@@ -191,6 +197,8 @@ def train_row(model, config, sample, completions, repeats, device, dtype):
     inputs, targets, keep = naive_inputs(sample, completions, config, pad)
     inputs = {k: v.to(device) if torch.is_tensor(v) else v for k, v in inputs.items()}
     targets, keep = targets.to(device), keep.to(device)
+    for p in model.parameters():
+        p.grad = torch.zeros_like(p)  # allocated before any measurement, as after a training loop's first step
 
     def naive(first):
         use_attention(model, "sdpa")
@@ -213,7 +221,7 @@ def rollout_row(model, config, sample, G, C, repeats, device):
     P, pad = len(sample.prompt_ids), config.text_config.pad_token_id
     prompt = sample.prompt_ids[None].to(device)  # [1, P]
     gen_kw = dict(input_ids=prompt, attention_mask=torch.ones_like(prompt),
-                  position_ids=vm.rope_positions(sample.prompt_ids, sample.grid_thw, 1.0, config)[:, None].to(device),
+                  position_ids=vm.rope_positions(sample.prompt_ids, sample.grid_thw, sample.second_per_grid, config)[:, None].to(device),
                   pixel_values_videos=sample.pixel_values.to(device), video_grid_thw=sample.grid_thw.to(device),
                   second_per_grid_ts=torch.tensor([sample.second_per_grid], device=device),
                   num_return_sequences=G, max_new_tokens=C, min_new_tokens=C, pad_token_id=pad,
@@ -305,7 +313,7 @@ def main(argv=None):
     with device:  # random weights made in place (7B shape, 4 + 4 layers: 2.1 B parameters, 1.1 B of them vocab)
         model = vm.load_model(config, dtype).eval()
     tc, vc, side = config.text_config, config.vision_config, SHAPES[shape][2]
-    mem_note = "peak allocated in the step, above the weights" if cuda else "saved for backward (CPU)"
+    mem_note = "peak allocated in the step, above weights and gradients" if cuda else "saved for backward (CPU)"
     print(f"device {device} ({torch.get_num_threads()} threads), torch {torch.__version__}, {dtype}; Qwen2.5-VL shape "
           f"'{shape}', random weights: LM {layers} layers, hidden {tc.hidden_size}, heads {tc.num_attention_heads}/"
           f"{tc.num_key_value_heads} kv, intermediate {tc.intermediate_size}, vocab {tc.vocab_size}; vision "
