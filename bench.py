@@ -34,7 +34,7 @@ from transformers import Qwen2_5_VLConfig
 from transformers.utils import logging as hf_logging
 
 import data
-import model as vm
+import model as vlm
 
 SHAPES = {  # (text, vision, patches per frame side). Real 7B vision: 32 blocks (4 full attention), hidden 1280
     "tiny-wide": (dict(hidden_size=256, intermediate_size=1024, num_attention_heads=4, num_key_value_heads=2,  # hd 64
@@ -50,7 +50,7 @@ MIN_TEXT = 16  # text tokens around the video in every prompt; the rest of P is 
 
 def bench_config(shape, layers, vision_layers):
     """The real Qwen2.5-VL config class with the toy tokenizer's special ids (0-6), resized to SHAPES[shape]."""
-    base = vm.tiny_config("qwen2_5_vl")
+    base = vlm.tiny_config("qwen2_5_vl")
     text, vision, _ = SHAPES[shape]
     text = {**base.text_config.to_dict(), **text, "num_hidden_layers": layers, "layer_types": None}
     vision = {**base.vision_config.to_dict(), **vision, "depth": vision_layers,
@@ -76,7 +76,7 @@ def make_group(config, P, C, G, side, dtype, seed=0):
     patch = config.vision_config.patch_size
     sample = data.Sample(id=f"bench{seed}", row={}, prompt_ids=prompt, grid_thw=torch.tensor([[t, side, side]]),
                          pixel_values=torch.randn(t * side * side, 3 * 2 * patch * patch, generator=g).to(dtype),
-                         second_per_grid=1.0, timestamps=[i + 0.5 for i in range(t)], family="qwen2_5_vl")
+                         second_per_grid=1.0)
     return sample, [text(C) for _ in range(G)]
 
 
@@ -89,7 +89,7 @@ def naive_inputs(sample, completions, config, pad):
     for g, c in enumerate(completions):
         seq = torch.cat([sample.prompt_ids, c])
         ids[g, :len(seq)], mask[g, :len(seq)] = seq, 1
-        pos[:, g, :len(seq)] = vm.rope_positions(seq, sample.grid_thw, sample.second_per_grid, config)
+        pos[:, g, :len(seq)] = vlm.rope_positions(seq, sample.grid_thw, sample.second_per_grid, config)
     targets = torch.nn.utils.rnn.pad_sequence(completions, batch_first=True, padding_value=pad)  # [G, Cmax]
     return dict(input_ids=ids, attention_mask=mask, position_ids=pos,
                 pixel_values_videos=sample.pixel_values.repeat(len(completions), 1),  # the video G times
@@ -101,7 +101,7 @@ def naive_logprobs(model, inputs, targets, keep):
     hidden = model.model(**inputs).last_hidden_state  # [G, L, D]
     P = hidden.shape[1] - targets.shape[1]
     predictors = hidden[:, P - 1:-1]  # [G, Cmax, D]: the positions P-1 .. L-2 predict the completion
-    return vm._token_logprobs(model.lm_head, predictors[keep], targets[keep])
+    return vlm.lm_head_logprobs(model.lm_head, predictors[keep], targets[keep])
 
 
 def use_attention(model, name):
@@ -193,7 +193,7 @@ def ratio(a, b):
 def train_row(model, config, sample, completions, repeats, device, dtype):
     """Naive vs packed forward + backward on one group, checked equal. -> row dict."""
     pad = config.text_config.pad_token_id
-    packed = vm.pack([(sample, completions)], config).to(device)
+    packed = vlm.pack([(sample, completions)], config).to(device)
     inputs, targets, keep = naive_inputs(sample, completions, config, pad)
     inputs = {k: v.to(device) if torch.is_tensor(v) else v for k, v in inputs.items()}
     targets, keep = targets.to(device), keep.to(device)
@@ -205,8 +205,8 @@ def train_row(model, config, sample, completions, repeats, device, dtype):
         return measure(lambda: naive_logprobs(model, inputs, targets, keep), model, device, first)
 
     def ours(first):
-        use_attention(model, vm.ATTENTION)
-        return measure(lambda: vm.completion_logprobs(model, packed), model, device, first)
+        use_attention(model, vlm.ATTENTION)
+        return measure(lambda: vlm.completion_logprobs(model, packed), model, device, first)
     res = timed({"naive": naive, "packed": ours}, repeats, device, on_oom=device.type == "cuda")
     model.zero_grad(set_to_none=True)
     row = {f"{n}_{k}": None if res[n] is None else res[n][i] for n in res for i, k in enumerate(("s", "mem"))}
@@ -220,8 +220,8 @@ def rollout_row(model, config, sample, G, C, repeats, device):
     """HF generate(num_return_sequences=G) vs our sample, greedy, exactly G x C new tokens each. -> row dict."""
     P, pad = len(sample.prompt_ids), config.text_config.pad_token_id
     prompt = sample.prompt_ids[None].to(device)  # [1, P]
-    gen_kw = dict(input_ids=prompt, attention_mask=torch.ones_like(prompt),
-                  position_ids=vm.rope_positions(sample.prompt_ids, sample.grid_thw, sample.second_per_grid, config)[:, None].to(device),
+    positions = vlm.rope_positions(sample.prompt_ids, sample.grid_thw, sample.second_per_grid, config)  # [4, P]
+    gen_kw = dict(input_ids=prompt, attention_mask=torch.ones_like(prompt), position_ids=positions[:, None].to(device),
                   pixel_values_videos=sample.pixel_values.to(device), video_grid_thw=sample.grid_thw.to(device),
                   second_per_grid_ts=torch.tensor([sample.second_per_grid], device=device),
                   num_return_sequences=G, max_new_tokens=C, min_new_tokens=C, pad_token_id=pad,
@@ -233,8 +233,8 @@ def rollout_row(model, config, sample, G, C, repeats, device):
         return model.generate(**gen_kw)[:, P:]  # [G, C]
 
     def ours():
-        use_attention(model, vm.ATTENTION)
-        return vm.sample(model, [sample], G, C, temperature=0, eos_token_id=-1, pad_token_id=pad).ids  # [G, C]
+        use_attention(model, vlm.ATTENTION)
+        return vlm.sample(model, [sample], G, C, temperature=0, eos_token_id=-1, pad_token_id=pad).ids  # [G, C]
 
     def clock(fn):
         def go(first):
@@ -311,7 +311,7 @@ def main(argv=None):
     torch.manual_seed(0)
     config = bench_config(shape, layers, a.vision_layers or layers)
     with device:  # random weights made in place (7B shape, 4 + 4 layers: 2.1 B parameters, 1.1 B of them vocab)
-        model = vm.load_model(config, dtype).eval()
+        model = vlm.load_model(config, dtype).eval()
     tc, vc, side = config.text_config, config.vision_config, SHAPES[shape][2]
     mem_note = "peak allocated in the step, above weights and gradients" if cuda else "saved for backward (CPU)"
     print(f"device {device} ({torch.get_num_threads()} threads), torch {torch.__version__}, {dtype}; Qwen2.5-VL shape "
@@ -336,7 +336,7 @@ def main(argv=None):
                                                                           device)))
                     print(f"  rollout P={P} C={C} G={G}: generate {ms(rows[-1]['generate_s'])}, "
                           f"ours {ms(rows[-1]['ours_s'])}", flush=True)
-    use_attention(model, vm.ATTENTION)
+    use_attention(model, vlm.ATTENTION)
     print_tables(rows, Cs, Gs)
     if a.out:
         with open(a.out, "w") as f:

@@ -1,30 +1,26 @@
 """Everything between a file on disk and the tensors a Qwen-VL model eats.
 
-    JSONL row --load_jsonl--> validated dict --read_video--> frames uint8 [T, H, W, 3] + timestamps
+    JSONL row --read_jsonl--> validated dict --read_video--> frames uint8 [T, H, W, 3] + timestamps
       --patchify--> pixel_values [N_patch, C*t*P*P] + grid_thw (T/t, H/P, W/P)
       --build_prompt--> prompt ids with one <|video_pad|> per merged patch       ==> Sample
 
 Two model families share these functions; only the constants in FAMILIES and the way the prompt marks time differ
 (Qwen2.5-VL: one video block, time through mRoPE and `second_per_grid`; Qwen3-VL: a textual `<t seconds>` before
-each temporal block). The synthetic toy world (`python data.py toy`) and the converters from public formats
-(`python data.py convert`) live here too.
+each temporal block). The synthetic toy world is in toy.py, the converters from public formats in convert.py.
 """
 
-import argparse
-import csv
 import json
 import math
 import os
-import random
-import re
 import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import av
 import numpy as np
 import torch
 from PIL import Image
+
+from rewards import ANSWER_FORMATS, TASKS
 
 try:  # decord is faster, but has no wheel on some platforms (aarch64, macOS): PyAV is the fallback
     import decord
@@ -36,15 +32,16 @@ FAMILIES = {  # vision preprocessing constants of the released checkpoints
     "qwen2_5_vl": dict(patch_size=14, temporal_patch_size=2, merge_size=2, mean=CLIP_MEAN, std=CLIP_STD),
     "qwen3_vl": dict(patch_size=16, temporal_patch_size=2, merge_size=2, mean=(0.5,) * 3, std=(0.5,) * 3),
 }
-TASKS = ("mcq", "tvg", "gqa")
 SYSTEM = "You are a helpful assistant."
+ASKED = {  # what each task's answer holds; the example after "as" is rewards.ANSWER_FORMATS filled in
+    "mcq": "the option letter",
+    "tvg": "the start and end time in seconds",
+    "gqa": "the option letter and the start and end time in seconds of the moment that shows it",
+}
 INSTRUCTIONS = {
-    "mcq": "Think briefly in <think> </think>, then give the option letter in <answer> </answer>, "
-    "as <answer>A</answer>.",
-    "tvg": "Think briefly in <think> </think>, then give the start and end time in seconds in <answer> </answer>, "
-    "as <answer>2.5 to 7.0</answer>.",
-    "gqa": "Think briefly in <think> </think>, then give the option letter and the start and end time in seconds "
-    "of the moment that shows it in <answer> </answer>, as <answer>A, 2.5 to 7.0</answer>.",
+    task: f"Think briefly in <think> </think>, then give {ASKED[task]} in <answer> </answer>, as <answer>"
+    + ANSWER_FORMATS[task].format(letter="A", start=2.5, end=7.0) + "</answer>."
+    for task in TASKS
 }
 
 
@@ -55,16 +52,39 @@ class DataError(ValueError):
 # ----------------------------------------------------------------------------------------------------- loading
 
 
-def load_jsonl(path: str, skip_bad: bool = False, report: str | None = None) -> list[dict]:
-    """Read and validate every row of a JSONL file before anything trains on it.
+@dataclass
+class Problem:
+    """One thing wrong with one row of a JSONL file."""
+
+    path: str  # the JSONL file (or, for a video that fails to decode, the video)
+    line: int | None  # 1-based line of the JSONL file; None for a video problem
+    id: object  # the row's id as written (None when it has none)
+    task: object  # the row's task as written (None when it has none)
+    field: str  # the field at fault, or <line> for the whole line
+    message: str
+
+    def __str__(self):
+        where = self.path if self.line is None else f"{self.path}:{self.line}"
+        return f"{where} id={self.id!r} field={self.field}: {self.message}"
+
+
+@dataclass
+class Jsonl:
+    """A read JSONL file: the valid rows (and each one's line as written), and the problems of the others."""
+
+    rows: list  # validated dicts, file order: `video` made absolute, `duration` filled
+    lines: list  # the text of each valid row's line, as written
+    problems: list  # [Problem], file order; a bad row may have several
+
+
+def read_jsonl(path: str) -> Jsonl:
+    """Read and validate every row of a JSONL file; problems are returned as data, never raised.
 
     Each row gets `video` made absolute (relative paths are relative to the JSONL's folder) and `duration` read
-    from the video when absent. All problems of the file are collected, one per `file:line id=… field=…` entry,
-    and raised together as one DataError. With skip_bad the bad rows are dropped instead, counted on stderr and
-    listed in `report` (default: `<path>.bad.txt`) - never dropped silently.
+    from the video when absent.
     """
     folder = os.path.dirname(os.path.abspath(path))
-    rows, problems, n_bad, seen = [], [], 0, {}
+    out, seen = Jsonl([], [], []), {}
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
@@ -75,23 +95,50 @@ def load_jsonl(path: str, skip_bad: bool = False, report: str | None = None) -> 
                 row, errors = None, [("<line>", f"not valid JSON ({e.msg})")]
             else:
                 errors = check_row(row, folder) if isinstance(row, dict) else [("<line>", "not a JSON object")]
-            rid = row.get("id") if isinstance(row, dict) else None
+            rid, task = (row.get("id"), row.get("task")) if isinstance(row, dict) else (None, None)
             if isinstance(rid, str) and rid in seen:
                 errors.append(("id", f"duplicate id, first seen on line {seen[rid]}"))
             elif isinstance(rid, str):
                 seen[rid] = lineno
-            problems += [f"{path}:{lineno} id={rid!r} field={field}: {msg}" for field, msg in errors]
-            n_bad += bool(errors)
+            out.problems += [Problem(path, lineno, rid, task, field, msg) for field, msg in errors]
             if not errors:
-                rows.append(row)
-    if problems and not skip_bad:
-        raise DataError(f"{len(problems)} problem(s) in {n_bad} row(s) of {path}:\n  " + "\n  ".join(problems))
-    if problems:
-        report = report or path + ".bad.txt"
-        with open(report, "w", encoding="utf-8") as f:
-            f.write("\n".join(problems) + "\n")
-        print(f"skipped {n_bad} bad row(s) of {path}, kept {len(rows)}; see {report}", file=sys.stderr)
-    return rows
+                out.rows.append(row)
+                out.lines.append(line.rstrip("\n"))
+    return out
+
+
+def load_jsonl(path: str, skip_bad: bool = False, report: str | None = None) -> list[dict]:
+    """The valid rows of a JSONL file (read_jsonl), or one DataError listing every problem of the file, one per
+    `file:line id=… field=…` line. With skip_bad the bad rows are dropped instead, counted on stderr and listed in
+    `report` (default: `<path>.bad.txt`) - never dropped silently."""
+    read = read_jsonl(path)
+    n_bad = len({p.line for p in read.problems})
+    if read.problems and not skip_bad:
+        listed = "\n  ".join(map(str, read.problems))
+        raise DataError(f"{len(read.problems)} problem(s) in {n_bad} row(s) of {path}:\n  {listed}")
+    if read.problems:
+        write_problems(report or path + ".bad.txt", read.problems)
+        print(f"skipped {n_bad} bad row(s) of {path}, kept {len(read.rows)}; see {report or path + '.bad.txt'}",
+              file=sys.stderr)
+    return read.rows
+
+
+def write_problems(path: str, problems: list[Problem]) -> None:
+    """One problem a line (`file:line id=… field=…: message`)."""
+    with open(path, "w", encoding="utf-8") as f:
+        f.writelines(f"{p}\n" for p in problems)
+
+
+def failed_rows(problems: list[Problem]) -> list[dict]:
+    """Problems -> one {id, task, reason} per failed row, in order: a row's problems joined; a row without a
+    string id is named by its line, one without a task string gets task '?'."""
+    rows = {}
+    for p in problems:
+        name = p.id if isinstance(p.id, str) else f"line {p.line}"
+        task = p.task if isinstance(p.task, str) else "?"
+        row = rows.setdefault((p.path, p.line, name), {"id": name, "task": task, "reason": []})
+        row["reason"].append(f"field={p.field}: {p.message}")
+    return [{**r, "reason": "; ".join(r["reason"])} for r in rows.values()]
 
 
 def _number(x) -> bool:
@@ -112,8 +159,8 @@ def check_row(row: dict, folder: str) -> list[tuple[str, str]]:
         strings = isinstance(options, list) and all(isinstance(o, str) and o.strip() for o in options)
         if not strings or not 2 <= len(options) <= 26:
             errors.append(("options", f"expected a list of 2-26 non-empty strings, got {options!r}"))
-        elif not isinstance(row.get("answer"), str) or row["answer"] not in _letters(len(options)):
-            errors.append(("answer", f"expected one of {_letters(len(options))}, got {row.get('answer')!r}"))
+        elif not isinstance(row.get("answer"), str) or row["answer"] not in letters(len(options)):
+            errors.append(("answer", f"expected one of {letters(len(options))}, got {row.get('answer')!r}"))
     if isinstance(row.get("video"), str) and row["video"].strip():
         row["video"] = os.path.abspath(os.path.join(folder, row["video"]))  # join keeps an absolute path as is
         if not os.path.isfile(row["video"]):
@@ -131,7 +178,8 @@ def check_row(row: dict, folder: str) -> list[tuple[str, str]]:
     return errors
 
 
-def _letters(n: int) -> list[str]:
+def letters(n: int) -> list[str]:
+    """The first n option letters, A, B, ..."""
     return [chr(ord("A") + i) for i in range(n)]
 
 
@@ -216,17 +264,12 @@ def frame_indices(n_frames: int, video_fps: float, cfg: VideoConfig) -> list[int
     return [k * n_frames // n for k in range(n)]
 
 
-def read_video(path: str, cfg: VideoConfig = VideoConfig(), sample_id=None) -> tuple[np.ndarray, list[float]]:
-    """Decode the sampled frames -> (uint8 [T, H, W, 3] RGB, timestamps [T] in seconds), T even.
+def read_video(path: str, cfg: VideoConfig, sample_id=None) -> tuple[np.ndarray, list[float], float]:
+    """Decode the sampled frames -> (uint8 [T, H, W, 3] RGB, timestamps [T] in seconds, sampled fps), T even.
 
-    Any failure (missing, empty, corrupt, truncated file) is a DataError naming the file and the sample id.
+    sampled fps = T / video duration = T * video_fps / n_frames (as qwen-vl-utils). Any failure (missing, empty,
+    corrupt, truncated file) is a DataError naming the file and the sample id.
     """
-    frames, times, _ = _read_video(path, cfg, sample_id)
-    return frames, times
-
-
-def _read_video(path: str, cfg: VideoConfig, sample_id) -> tuple[np.ndarray, list[float], float]:
-    """read_video plus the sampled fps = T / video duration = T * video_fps / n_frames (as qwen-vl-utils)."""
     n_frames, fps = probe_video(path, sample_id)
     idx = frame_indices(n_frames, fps, cfg)
     use_decord = cfg.decoder == "decord" or (cfg.decoder == "auto" and decord is not None)
@@ -311,7 +354,7 @@ def user_text(row: dict) -> str:
     """The text after the video: duration (tvg/gqa), question, options as `A. …` lines, task instruction."""
     lines = [f"The video is {row['duration']:.1f} seconds long."] if row["task"] in ("tvg", "gqa") else []
     lines.append(row["question"])
-    lines += [f"{letter}. {option}" for letter, option in zip(_letters(26), row.get("options") or [])]
+    lines += [f"{letter}. {option}" for letter, option in zip(letters(26), row.get("options") or [])]
     lines.append(INSTRUCTIONS[row["task"]])
     return "\n".join(lines)
 
@@ -347,14 +390,14 @@ def build_prompt(row: dict, tokenizer, family: str, grid_thw, timestamps: list[f
 
 
 def target_text(row: dict) -> str:
-    """SFT target in the answer format of the row's task, with a one-sentence think. Times with one decimal."""
-    span = f"{row['segment'][0]:.1f} to {row['segment'][1]:.1f}" if row["task"] in ("tvg", "gqa") else ""
-    option = row["options"][ord(row["answer"]) - ord("A")] if row["task"] in ("mcq", "gqa") else ""
-    if row["task"] == "mcq":
-        return f"<think>The answer is {option}.</think><answer>{row['answer']}</answer>"
-    if row["task"] == "tvg":
-        return f"<think>The moment lasts from {span} seconds.</think><answer>{span}</answer>"
-    return f"<think>From {span} seconds the answer is {option}.</think><answer>{row['answer']}, {span}</answer>"
+    """SFT target: a one-sentence think, then the answer in rewards.ANSWER_FORMATS (times with one decimal)."""
+    task, (start, end) = row["task"], row.get("segment") or (0.0, 0.0)
+    answer = ANSWER_FORMATS[task].format(letter=row.get("answer"), start=start, end=end)
+    span = ANSWER_FORMATS["tvg"].format(start=start, end=end)
+    option = row["options"][ord(row["answer"]) - ord("A")] if task in ("mcq", "gqa") else ""
+    think = {"mcq": f"The answer is {option}.", "tvg": f"The moment lasts from {span} seconds.",
+             "gqa": f"From {span} seconds the answer is {option}."}[task]
+    return f"<think>{think}</think><answer>{answer}</answer>"
 
 
 @dataclass
@@ -367,17 +410,16 @@ class Sample:
     pixel_values: torch.Tensor  # FloatTensor [N_patch, C*t*P*P]
     grid_thw: torch.Tensor  # LongTensor [1, 3]
     second_per_grid: float  # seconds between temporal blocks = temporal_patch_size / sampled fps
-    timestamps: list[float]  # one per temporal block (mean of its frames' times), seconds
-    family: str
 
 
 def prepare_sample(row: dict, tokenizer, family: str, cfg: VideoConfig = VideoConfig()) -> Sample:
     """Row -> Sample. Bad video or too long a prompt -> DataError naming the file and the sample id.
 
-    second_per_grid = temporal_patch_size / sampled fps (trap 2), where sampled fps = T / video duration is the
-    rate of the frames actually kept: it differs from cfg.fps when min_frames or max_frames clamp T.
+    second_per_grid = temporal_patch_size / sampled fps, where sampled fps = T / video duration is the rate of the
+    frames actually kept (it differs from cfg.fps when min_frames or max_frames clamp T). Qwen2.5-VL's temporal
+    rotary positions are built from it: lose it between rollout and training and the model loses absolute time.
     """
-    frames, times, sampled_fps = _read_video(row["video"], cfg, row["id"])
+    frames, times, sampled_fps = read_video(row["video"], cfg, row["id"])
     try:
         pixel_values, grid = patchify(frames, family, cfg)
     except ValueError as err:  # e.g. an aspect ratio smart_resize refuses
@@ -397,289 +439,15 @@ def prepare_sample(row: dict, tokenizer, family: str, cfg: VideoConfig = VideoCo
         pixel_values=pixel_values,
         grid_thw=grid[None],
         second_per_grid=t / sampled_fps,
-        timestamps=blocks,
-        family=family,
     )
 
 
-# ---------------------------------------------------------------------------------------------- the toy world
-
-COLOURS = {"red": (220, 40, 40), "green": (40, 190, 60), "blue": (50, 90, 230), "yellow": (230, 210, 40)}
-KINDS = ("circle", "square")
-TOY_FPS, TOY_SIZE, TOY_BACKGROUND = 4, 64, (24, 24, 24)
-
-
-def toy_scene(rng: random.Random, task: str) -> dict:
-    """A clip of 4-8 s with one or two shapes of distinct colours, each visible on [start, end) (a 0.5 s grid,
-    >= 1 s long) while sliding horizontally, left or right (two shapes move in opposite directions)."""
-    duration = rng.randint(4, 8)
-    n = 1 if task == "tvg" and rng.random() < 0.5 else 2
-    while True:
-        shapes = []
-        directions = rng.sample(["left", "right"], 2)
-        for colour, y, direction in zip(rng.sample(list(COLOURS), n), rng.sample([18, 46], n), directions):
-            a = rng.randint(0, 2 * duration - 2)  # half seconds
-            b = rng.randint(a + 2, 2 * duration)
-            shape = dict(colour=colour, kind=rng.choice(KINDS), y=y, direction=direction, start=a / 2, end=b / 2)
-            shapes.append(shape)
-        if n == 1 or shapes[0]["start"] != shapes[1]["start"]:  # "appears first" must be well defined
-            return dict(duration=duration, shapes=shapes)
-
-
-def toy_row(scene: dict, task: str, rng: random.Random, rid: str, video: str) -> dict:
-    """Question and ground truth of a scene, from the generator's own parameters."""
-    row = dict(id=rid, video=video, task=task, duration=float(scene["duration"]))
-    shapes, options = scene["shapes"], list(COLOURS)
-    if task == "mcq":
-        direction = rng.choice(["left", "right"])
-        shape = next(s for s in shapes if s["direction"] == direction)
-        row["question"] = f"What colour is the shape that moves {direction}?"
-    elif task == "tvg":
-        shape = rng.choice(shapes)
-        row["question"] = f"When is the {shape['colour']} {shape['kind']} visible?"
-    else:
-        which = rng.choice(["first", "last"])
-        shape = sorted(shapes, key=lambda s: s["start"])[0 if which == "first" else -1]
-        row["question"] = f"What colour is the shape that appears {which}?"
-    if task in ("mcq", "gqa"):
-        row["options"], row["answer"] = options, _letters(4)[options.index(shape["colour"])]
-    if task in ("tvg", "gqa"):
-        row["segment"] = [shape["start"], shape["end"]]
-    return row
-
-
-def toy_frames(scene: dict) -> np.ndarray:
-    """Render a scene at TOY_FPS -> uint8 [T, 64, 64, 3]. A shape crosses 36 px during its visible interval."""
-    T = TOY_FPS * scene["duration"]
-    frames = np.empty((T, TOY_SIZE, TOY_SIZE, 3), np.uint8)
-    frames[:] = TOY_BACKGROUND
-    yy, xx = np.mgrid[:TOY_SIZE, :TOY_SIZE]
-    for s in scene["shapes"]:
-        for k in range(T):
-            if s["start"] <= k / TOY_FPS < s["end"]:
-                p = (k / TOY_FPS - s["start"]) / (s["end"] - s["start"])
-                x = 14 + 36 * p if s["direction"] == "right" else 50 - 36 * p
-                if s["kind"] == "circle":
-                    mask = (xx - x) ** 2 + (yy - s["y"]) ** 2 <= 81
-                else:
-                    mask = (np.abs(xx - x) <= 8) & (np.abs(yy - s["y"]) <= 8)
-                frames[k][mask] = COLOURS[s["colour"]]
-    return frames
-
-
-def write_mp4(path: str, frames: np.ndarray, fps: int) -> None:
-    """H.264 at crf 1 (near lossless), yuv420p, one thread (deterministic bytes)."""
-    with av.open(path, "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
-        stream.options = {"crf": "1", "threads": "1"}
-        for frame in frames:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
-
-
-def make_toy(out: str, n: int = 64, seed: int = 0) -> tuple[str, str]:
-    """Write the toy dataset: out/videos/toy_XXXXX.mp4, out/train.jsonl (first n - n//4 clips),
-    out/test.jsonl (last n//4), out/tokenizer. Clip i has task TASKS[i % 3] and depends only on (seed, i)."""
-    os.makedirs(os.path.join(out, "videos"), exist_ok=True)
-    rows = []
-    for i in range(n):
-        rng, task = random.Random(f"toy-{seed}-{i}"), TASKS[i % 3]
-        scene, video = toy_scene(rng, task), f"videos/toy_{i:05d}.mp4"
-        write_mp4(os.path.join(out, video), toy_frames(scene), TOY_FPS)
-        rows.append(toy_row(scene, task, rng, f"toy-{i:05d}", video))
-    n_train = n - n // 4
-    for name, part in (("train.jsonl", rows[:n_train]), ("test.jsonl", rows[n_train:])):
-        with open(os.path.join(out, name), "w", encoding="utf-8") as f:
-            f.writelines(json.dumps(r) + "\n" for r in part)
-    toy_tokenizer().save_pretrained(os.path.join(out, "tokenizer"))
-    return os.path.join(out, "train.jsonl"), os.path.join(out, "test.jsonl")
-
-
-SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>"]
-SPECIAL_TOKENS += ["<|video_pad|>", "<|image_pad|>"]
-TAG_TOKENS = ["<think>", "</think>", "<answer>", "</answer>"]
-# Qwen2's pre-tokenizer regex: letters in words, every digit alone, punctuation runs, whitespace runs.
-QWEN_SPLIT = (
-    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
-)
-
-
-def toy_corpus() -> list[str]:
-    """Every kind of text the toy world produces: prompts and targets of 300 scenes, timestamps 0.0-20.0."""
-    texts = [f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n", "<|im_end|>\n<|im_start|>assistant\n"]
-    for i in range(300):
-        rng, task = random.Random(f"corpus-{i}"), TASKS[i % 3]
-        row = toy_row(toy_scene(rng, task), task, rng, "", "")
-        texts += [user_text(row), target_text(row)]
-    return texts + [f"<{t / 10:.1f} seconds>" for t in range(201)]
-
-
-def toy_tokenizer():
-    """A small real tokenizer for the toy world, as a transformers PreTrainedTokenizerFast.
-
-    Vocab (458 ids): the 7 Qwen special tokens (ids 0-6: <|endoftext|> = pad, <|im_start|>, <|im_end|> = eos,
-    <|vision_start|>, <|vision_end|>, <|video_pad|>, <|image_pad|>), the 256 byte-level symbols (so ANY text
-    round-trips), byte-level BPE merges learned deterministically from toy_corpus() (vocab_size 512 caps them; the
-    corpus runs out first), and the 4 tags <think> </think> <answer> </answer> as single (non-special) tokens.
-    Pre-tokenization is Qwen2's, so digits are single tokens: "12.5 to 17.0" -> 1 2 . 5 ' to' ' ' 1 7 . 0.
-    """
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Split(Regex(QWEN_SPLIT), "isolated"), pre_tokenizers.ByteLevel(False, use_regex=False)]
-    )
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=512,
-        special_tokens=SPECIAL_TOKENS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(toy_corpus(), trainer)
-    tok.add_tokens(TAG_TOKENS)
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", extra_special_tokens=SPECIAL_TOKENS
-    )
-
-
-# ------------------------------------------------------------------------------------------------ converters
-
-
-def grounding_question(caption: str) -> str:
-    return f'When does "{caption.strip().rstrip(".")}" happen in the video?'
-
-
-def from_temporal_r1(rec: dict, k: int) -> dict:
-    """Temporal-R1 training JSON: `solution` = [start, end] as FRACTIONS of `video_length` (seconds)."""
-    (a, b), length = rec["solution"], float(rec["video_length"])
-    if not 0 <= a < b <= 1:
-        raise ValueError(f"solution {rec['solution']} is not an increasing pair of fractions in [0, 1]")
-    return dict(
-        id=f"{rec.get('dataset', 'temporal_r1')}-{k}", video=rec["video"], task="tvg",
-        question=grounding_question(rec["problem"]),
-        segment=[round(a * length, 2), min(round(b * length, 2), length)],  # rounding may not pass the end
-        duration=length,
-    )
-
-
-def from_lmms_charades(rec: dict, k: int) -> dict:
-    """lmms-eval Charades-STA rows: `video`, `caption`, `timestamp` = [start, end] in seconds."""
-    a, b = (float(x) for x in rec["timestamp"])
-    question = grounding_question(rec["caption"])
-    return dict(id=f"charades-{k}", video=rec["video"], task="tvg", question=question, segment=[a, b])
-
-
-def from_charades_sta(line: str, k: int, ext: str = ".mp4") -> dict:
-    """Charades-STA's own text lines: `3MSZA 24.3 30.4##person turn a light on.`"""
-    head, sentence = line.split("##", 1)
-    vid, a, b = head.split()
-    question = grounding_question(sentence)
-    return dict(id=f"{vid}-{k}", video=vid + ext, task="tvg", question=question, segment=[float(a), float(b)])
-
-
-def from_nextgqa(rec: dict, k: int, spans: dict, video_map: dict | None = None, ext: str = ".mp4") -> dict:
-    """NExT-GQA: QA csv row (video_id, qid, question, answer as text or index, a0..a4) + grounding json
-    {video_id: {duration, location: {qid: [[s, e], ...]}}}. Several spans -> their hull (our schema has one)."""
-    options = [rec[f"a{i}"].strip() for i in range(5)]
-    answer = rec["answer"].strip()
-    answer = int(answer) if answer.isdigit() else options.index(answer)
-    info = spans[rec["video_id"]]
-    segs = info["location"][str(rec["qid"])]
-    return dict(
-        id=f"{rec['video_id']}_{rec['qid']}", video=(video_map or {}).get(rec["video_id"], rec["video_id"]) + ext,
-        task="gqa", question=rec["question"].strip() + "?", options=options, answer=_letters(5)[answer],
-        segment=[min(s[0] for s in segs), max(s[1] for s in segs)], duration=float(info["duration"]),
-    )
-
-
-def from_video_r1(rec: dict, k: int) -> dict:
-    """Video-R1 style JSON: multiple-choice video items, options "A. …", solution "<answer>B</answer>"."""
-    if rec.get("data_type") != "video" or rec.get("problem_type") != "multiple choice":
-        raise ValueError(f"not a video multiple-choice item ({rec.get('data_type')}, {rec.get('problem_type')})")
-    options = [re.sub(r"^\s*[A-Z][.:)]\s*", "", o) for o in rec["options"]]
-    answer = re.search(r"<answer>\s*([A-Z])\s*</answer>", rec["solution"]).group(1)
-    return dict(
-        id=f"video_r1-{rec.get('problem_id', k)}", video=rec["path"], task="mcq", question=rec["problem"],
-        options=options, answer=answer,
-    )
-
-
-def _records(path: str):
-    """(line number, record) of a csv (dict rows), a JSON list (entry number, from 1) or a text/JSONL file (the
-    line's text, parsed by the converter so that a malformed line is reported like any other bad record)."""
-    with open(path, encoding="utf-8") as f:
-        if path.endswith(".csv"):
-            yield from enumerate(csv.DictReader(f), 2)
-            return
-        text = f.read()
-    if text.lstrip().startswith("["):
-        yield from enumerate(json.loads(text), 1)
-    else:
-        yield from ((i, line) for i, line in enumerate(text.splitlines(), 1) if line.strip())
-
-
-def convert(
-    fmt: str, inp: str, out: str, video_dir: str | None = None, ext: str = ".mp4", grounding: str | None = None,
-    video_map: str | None = None,
-) -> tuple[int, list[str]]:
-    """Convert a public file to our JSONL -> (rows written, problems as 'IN:line: message').
-
-    Video paths get video_dir prepended when given (our schema reads them relative to OUT's folder)."""
-    if fmt == "nextgqa":
-        spans = json.loads(Path(grounding).read_text(encoding="utf-8"))
-        vmap = json.loads(Path(video_map).read_text(encoding="utf-8")) if video_map else None
-    one = {
-        "temporal_r1": from_temporal_r1,
-        "lmms_charades": from_lmms_charades,
-        "charades_sta": lambda rec, k: from_charades_sta(rec, k, ext),
-        "nextgqa": lambda rec, k: from_nextgqa(rec, k, spans, vmap, ext),
-        "video_r1": from_video_r1,
-    }[fmt]
-    rows, problems = [], []
-    for line, rec in _records(inp):
+def prepare_batch(rows: list[dict], tokenizer, family: str, cfg: VideoConfig) -> tuple[list[Sample], list[Problem]]:
+    """Rows -> (samples, problems): a video that fails to decode fails its own row (field `video`), nothing else."""
+    samples, failed = [], []
+    for row in rows:
         try:
-            row = one(json.loads(rec) if isinstance(rec, str) and fmt != "charades_sta" else rec, line)
-        except Exception as e:  # any shape of bad record: reported with its line, never dropped silently
-            problems.append(f"{inp}:{line}: {type(e).__name__}: {e}")
-            continue
-        row["video"] = os.path.join(video_dir, row["video"]) if video_dir else row["video"]
-        rows.append(row)
-    with open(out, "w", encoding="utf-8") as f:
-        f.writelines(json.dumps(r) + "\n" for r in rows)
-    return len(rows), problems
-
-
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    sub = parser.add_subparsers(dest="cmd", required=True)
-    toy = sub.add_parser("toy", help="write the synthetic toy dataset")
-    toy.add_argument("--out", default="toy")
-    toy.add_argument("--n", type=int, default=64)
-    toy.add_argument("--seed", type=int, default=0)
-    conv = sub.add_parser("convert", help="convert a public dataset file to our JSONL schema")
-    formats = ["temporal_r1", "lmms_charades", "charades_sta", "nextgqa", "video_r1"]
-    conv.add_argument("--from", dest="fmt", required=True, choices=formats)
-    conv.add_argument("inp")
-    conv.add_argument("out")
-    conv.add_argument("--video-dir", help="prepended to every video path")
-    conv.add_argument("--ext", default=".mp4", help="video file extension (charades_sta, nextgqa)")
-    conv.add_argument("--grounding", help="nextgqa: the grounding json (gsub_*.json)")
-    conv.add_argument("--video-map", help="nextgqa: map_vid_vidorID.json")
-    args = parser.parse_args(argv)
-    if args.cmd == "convert" and args.fmt == "nextgqa" and not args.grounding:
-        parser.error("--from nextgqa needs --grounding gsub_*.json")
-    if args.cmd == "toy":
-        train, test = make_toy(args.out, args.n, args.seed)
-        print(f"wrote {train}, {test} and {args.out}/tokenizer")
-        return
-    n, problems = convert(args.fmt, args.inp, args.out, args.video_dir, args.ext, args.grounding, args.video_map)
-    for p in problems:
-        print(p, file=sys.stderr)
-    print(f"wrote {n} rows to {args.out}; {len(problems)} record(s) not converted (listed above)")
-
-
-if __name__ == "__main__":
-    main()
+            samples.append(prepare_sample(row, tokenizer, family, cfg))
+        except DataError as err:
+            failed.append(Problem(row["video"], None, row["id"], row["task"], "video", str(err)))
+    return samples, failed

@@ -3,9 +3,9 @@
     python eval.py --model runs/ckpt --data test.jsonl [--out metrics.json] [--batch-size 4] [--temperature 0]
     torchrun --nproc-per-node 8 eval.py --model ... --data ...     # each rank answers rows[rank::world]
 
-Every completion is read with the parsers the rewards use (rewards.parse_answer, then parse_option for mcq,
-parse_segment for tvg, parse_gqa for gqa; temporal_iou / temporal_iop), so an eval number and a training reward
-never disagree on what an answer says. Metrics, per task:
+Every completion is read once, by rewards.score, the training reward itself: the Reward it returns carries the
+option and segment it read, whether the option is right, the IoU and the IoP, so an eval number and a training
+reward never disagree on what an answer says. Metrics, per task:
 
     mcq  accuracy  = mean(correct)
     tvg  R@m       = mean(IoU >= m) for m in 0.3, 0.5, 0.7;   mIoU = mean(IoU)
@@ -24,8 +24,8 @@ the model folder, so a checkpoint keeps its own results); next to it <out stem>.
 answered sample (completion, parsed option/segment, IoU, IoP, truncated), and <out stem>.bad.txt listing the rows
 data.load_jsonl rejects (a missing video, a bad field), when there are any - those count as failed too.
 
-Loading rows, decoding videos and calling the sampler are shared with select_data.py (load_rows, prepare_batch,
-complete): the same prompts and decoding as a GRPO rollout, with group size 1.
+Rows are read with data.read_jsonl, videos decoded with data.prepare_batch and answers sampled with model.rollout:
+the same prompts and decoding as a GRPO rollout, with group size 1.
 """
 
 import argparse
@@ -33,12 +33,12 @@ import json
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 from tqdm import tqdm
 
 import data
+import distributed
+import model as vlm
 import rewards
-import select_data
 
 RECALL_THRESHOLDS = (0.3, 0.5, 0.7)
 N_IDS_SHOWN = 10  # unparseable ids listed in the metrics (the per-sample file has them all)
@@ -86,39 +86,26 @@ def gqa_metrics(correct, ious, iops):
 
 
 def score_completion(text, row, truncated=False):
-    """Read one completion with the reward parsers -> per-sample record.
+    """One completion, read by rewards.score -> per-sample record.
 
-    record: id, task, completion, truncated (hit the token limit; as given), format (rewards.format_reward),
-    reward (rewards.score(...).total, the training reward),
-    option / segment (parsed, or None), parsed (every part the task needs was read), correct (mcq, gqa), iou and
-    iop (tvg, gqa; 0 when unparseable).
-    No <answer>...</answer> means nothing is parsed, exactly as in rewards.score.
+    record: id, task, completion, truncated (hit the token limit; as given), format, reward (the training
+    reward's total), option / segment (read, or None), parsed (every part the task needs was read), correct
+    (mcq, gqa), iou and iop (tvg, gqa; 0 when unparseable).
     """
-    rec = {"id": row["id"], "task": row["task"], "completion": text, "truncated": truncated,
-           "format": rewards.format_reward(text), "reward": rewards.score(text, row).total}
-    answer = rewards.parse_answer(text)
-    option = segment = None
-    if row["task"] == "mcq":
-        option = rewards.parse_option(answer, row["options"])
-    elif row["task"] == "tvg":
-        segment = rewards.parse_segment(answer)
-    else:
-        option, segment = rewards.parse_gqa(answer, row["options"])
-    rec["option"], rec["segment"] = option, list(segment) if segment else None
+    r = rewards.score(text, row)
+    rec = {"id": row["id"], "task": row["task"], "completion": text, "truncated": truncated, "format": r.format,
+           "reward": r.total, "option": r.option, "segment": list(r.segment) if r.segment else None,
+           "parsed": r.parsed}
     if row["task"] in ("mcq", "gqa"):
-        rec["correct"] = option is not None and option == row["answer"]
+        rec["correct"] = r.right
     if row["task"] in ("tvg", "gqa"):
-        gt, duration = row["segment"], row.get("duration")
-        rec["iou"] = rewards.temporal_iou(segment, gt, duration)  # 0.0 for segment None
-        rec["iop"] = rewards.temporal_iop(segment, gt, duration)
-    needs = {"mcq": [option], "tvg": [segment], "gqa": [option, segment]}[row["task"]]
-    rec["parsed"] = all(x is not None for x in needs)
+        rec["iou"], rec["iop"] = r.iou, r.iop
     return rec
 
 
 def summarize(records, failed):
-    """Per-sample records + failed [(id, task, reason)] -> metrics dict (per task + counts + error lists)."""
-    by_task = {t: [r for r in records if r["task"] == t] for t in ("mcq", "tvg", "gqa")}
+    """Per-sample records + failed [{id, task, reason}] -> metrics dict (per task + counts + error lists)."""
+    by_task = {t: [r for r in records if r["task"] == t] for t in rewards.TASKS}
     out = {"n": len(records) + len(failed), "n_scored": len(records), "n_failed": len(failed)}
     if by_task["mcq"]:
         out["mcq"] = mcq_metrics([r["correct"] for r in by_task["mcq"]])
@@ -133,7 +120,7 @@ def summarize(records, failed):
     out["truncated_rate"] = _mean([r["truncated"] for r in records])  # hit --max-new-tokens without EOS
     out["n_unparseable"] = len(unparsed)
     out["unparseable_ids"] = unparsed[:N_IDS_SHOWN]
-    out["failed"] = [{"id": i, "task": t, "reason": why} for i, t, why in failed]
+    out["failed"] = list(failed)
     return out
 
 
@@ -169,15 +156,16 @@ def metrics_table(metrics):
 def answer(policy, tokenizer, rows, family, video_cfg, batch_size=4, temperature=0.0, max_new_tokens=512, seed=0,
            progress=True):
     """Rows -> (records, failed): one completion per row (greedy at temperature 0), scored by score_completion;
-    failed = [(id, task, reason)] for the videos that do not load. Batch j of the rows is sampled with seed + j."""
+    failed = [{id, task, reason}] for the videos that do not load. Batch j of the rows is sampled with seed + j."""
     records, failed = [], []
     bar = tqdm(total=len(rows), disable=not progress, desc="eval")
     for j, i in enumerate(range(0, len(rows), batch_size)):
-        samples, bad = select_data.prepare_batch(rows[i:i + batch_size], tokenizer, family, video_cfg)
-        failed += bad
+        samples, problems = data.prepare_batch(rows[i:i + batch_size], tokenizer, family, video_cfg)
+        failed += data.failed_rows(problems)
         if samples:
-            groups = select_data.complete(policy, tokenizer, samples, 1, max_new_tokens, temperature, seed + j)
-            records += [score_completion(text, s.row, cut) for s, [(text, cut)] in zip(samples, groups)]
+            out = vlm.rollout(policy, tokenizer, samples, 1, max_new_tokens, temperature, seed=seed + j)
+            records += [score_completion(text, s.row, cut)
+                        for s, text, cut in zip(samples, out.texts, out.truncated.tolist())]
         bar.update(len(rows[i:i + batch_size]))
     bar.close()
     return records, failed
@@ -196,9 +184,9 @@ def parse_args(argv=None):
     p.add_argument("--model", required=True, help="checkpoint folder (weights + tokenizer)")
     p.add_argument("--data", required=True, help="test JSONL (our schema)")
     p.add_argument("--out", default=None, help="metrics JSON (default: MODEL/eval_<data stem>.json)")
-    p.add_argument("--batch-size", type=int, default=4, help="prompts per sampler call")
+    p.add_argument("--batch-size", "--batch_size", type=int, default=4, help="prompts per sampler call")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
-    p.add_argument("--max-new-tokens", type=int, default=512)
+    p.add_argument("--max-new-tokens", "--max_new_tokens", type=int, default=512)
     p.add_argument("--seed", type=int, default=0, help="used when --temperature > 0")
     data.add_video_flags(p)
     p.add_argument("--dtype", default=None, help="bfloat16 on GPU, float32 on CPU unless given")
@@ -207,32 +195,30 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    rank, world, device = select_data.init_distributed()
+    rank, world, device = distributed.init()
     args.dtype = args.dtype or ("bfloat16" if device.type == "cuda" else "float32")
     out = Path(args.out or Path(args.model) / f"eval_{Path(args.data).stem}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
-    rows, _, load_failed = select_data.load_rows(args.data, out.with_suffix(".bad.txt") if rank == 0 else None)
-    policy, tokenizer, family = select_data.load_policy(args.model, device, getattr(torch, args.dtype))
+    read = data.read_jsonl(args.data)  # the rows that load; the others are reported as failed
+    if read.problems and rank == 0:
+        data.write_problems(out.with_suffix(".bad.txt"), read.problems)
+    policy, tokenizer = vlm.load_policy(args.model, device, getattr(torch, args.dtype))
     video_cfg = data.video_config(args)
-    records, failed = answer(policy, tokenizer, rows[rank::world], family, video_cfg, args.batch_size,
-                             args.temperature, args.max_new_tokens, args.seed + rank * 1_000_003, rank == 0)
-    if world > 1:  # each rank answered rows[rank::world]; rank 0 gathers the records
-        gathered = [None] * world if rank == 0 else None
-        dist.gather_object((records, failed), gathered, dst=0)
-        if rank == 0:
-            records, failed = [x for part in gathered for x in part[0]], [x for part in gathered for x in part[1]]
+    records, failed = answer(policy, tokenizer, read.rows[rank::world], policy.config.model_type, video_cfg,
+                             args.batch_size, args.temperature, args.max_new_tokens, args.seed + rank * 1_000_003,
+                             rank == 0)
+    records, failed = distributed.gather(records), distributed.gather(failed)  # each rank answered rows[rank::world]
     if rank == 0:
-        order = {r["id"]: i for i, r in enumerate(rows)}
+        order = {r["id"]: i for i, r in enumerate(read.rows)}
         records.sort(key=lambda r: order[r["id"]])
-        failed.sort(key=lambda f: order[f[0]])
-        metrics = summarize(records, load_failed + failed)
+        failed.sort(key=lambda f: order[f["id"]])
+        metrics = summarize(records, data.failed_rows(read.problems) + failed)
         print(metrics_table(metrics))
         settings = {k: v for k, v in vars(args).items() if k != "out"} | {"world": world}
         out.write_text(json.dumps({**metrics, "settings": settings}, indent=1))
         out.with_suffix(".samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
         print(f"metrics -> {out}; per-sample answers -> {out.with_suffix('.samples.jsonl')}")
-    if dist.is_initialized():
-        dist.destroy_process_group()
+    distributed.close()
 
 
 if __name__ == "__main__":

@@ -17,9 +17,11 @@ on CUDA each segment's keys are gathered as [prefix, own] and one varlen kernel 
 varlen_attn) does causal attention aligned bottom-right. Our attention function is registered with transformers'
 AttentionInterface and set on the language model's config only (the vision tower keeps its own).
 
-Positions are always ours and always explicit, as the 4-row [text; t; h; w] tensor (DESIGN.md traps 1 and 8); the
-model's get_rope_index and its stateful rope_deltas are never used. We call the model's parts (vision tower, language
-model, LM head) ourselves, inside a forward of the top module so that FSDP2's root hooks fire (_root_call).
+Positions are always ours and always explicit, as the 4-row [text; t; h; w] tensor: the model's own get_rope_index
+and its stateful rope_deltas are never used, since transformers has changed that rule between releases and the
+checkpoints were trained with one fixed rule (rope_positions below); Qwen3-VL marks time in the prompt's text
+instead. We call the model's parts (vision tower, language model, LM head) ourselves, inside a forward of the top
+module so that FSDP2's root hooks fire (_root_call).
 """
 
 import inspect
@@ -31,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch.distributed.fsdp import FSDPModule, register_fsdp_forward_method
 from torch.utils.checkpoint import checkpoint
-from transformers import (AttentionInterface, AutoConfig, DynamicCache, Qwen2_5_VLConfig,
+from transformers import (AttentionInterface, AutoConfig, AutoTokenizer, DynamicCache, Qwen2_5_VLConfig,
                           Qwen2_5_VLForConditionalGeneration, Qwen3VLConfig, Qwen3VLForConditionalGeneration)
 from transformers.integrations.sdpa_attention import sdpa_attention_forward
 from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
@@ -57,9 +59,9 @@ LOGIT_CHUNK = 1024  # completion tokens per LM-head chunk: [1024, 152k] float32 
 
 def tiny_config(family="qwen2_5_vl", tokenizer=None):
     """A 2-layer config of the real class (hidden 64, vision depth 2) for tests and the toy world.
-    Vocabulary and special ids come from the tokenizer (data.toy_tokenizer() by default)."""
+    Vocabulary and special ids come from the tokenizer (toy.toy_tokenizer() by default)."""
     if tokenizer is None:
-        from data import toy_tokenizer
+        from toy import toy_tokenizer
         tokenizer = toy_tokenizer()
     tid = tokenizer.convert_tokens_to_ids
     text = dict(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
@@ -91,6 +93,14 @@ def load_model(path_or_config, dtype=torch.float32):
         model = FAMILIES[path_or_config.model_type][1]._from_config(path_or_config, dtype=dtype)
     model.set_attn_implementation({"text_config": ATTENTION})
     return model
+
+
+def load_policy(path, device, dtype):
+    """A checkpoint folder -> (model on device in eval mode, its tokenizer); the family is config.model_type."""
+    if not os.path.isfile(os.path.join(path, "config.json")):
+        raise FileNotFoundError(f"{path!r} is not a checkpoint folder (no config.json): pass a local Hugging Face "
+                                "checkpoint folder (weights are never downloaded at run time)")
+    return load_model(path, dtype=dtype).to(device).eval(), AutoTokenizer.from_pretrained(path)
 
 
 def _root_call(model, fn):
@@ -237,7 +247,6 @@ class Packed:
     vision_mask: torch.Tensor  # [1, L] bool, the prompts' video tokens (where the vision features go)
     predictors: torch.Tensor  # [T] row index whose hidden state predicts each completion token
     targets: torch.Tensor  # [T] completion tokens
-    completion_lengths: list  # [N] ints
     mask: torch.Tensor  # [N, Tmax] bool, True on completion tokens
 
     def unflatten(self, flat):
@@ -280,7 +289,7 @@ def pack(groups, config):
         grid_thw=torch.cat([s.grid_thw.reshape(-1, 3) for s, _ in groups]).long(),
         segments=torch.tensor(segments), predictors=torch.cat(predictors),
         targets=torch.cat([c.long().cpu() for _, cs in groups for c in cs]),
-        completion_lengths=lengths, mask=torch.arange(tmax)[None] < torch.tensor(lengths)[:, None])
+        mask=torch.arange(tmax)[None] < torch.tensor(lengths)[:, None])
 
 
 def _embed(model, ids, vision_mask, pixel_values, grid_thw):
@@ -299,7 +308,7 @@ def _embed(model, ids, vision_mask, pixel_values, grid_thw):
                  "deepstack_visual_embeds": [torch.cat(f).to(emb.dtype) for f in vision.deepstack_features]}
 
 
-def _token_logprobs(lm_head, hidden, targets, temperature=1.0):
+def lm_head_logprobs(lm_head, hidden, targets, temperature=1.0):
     """log p(target) from hidden [T, D], the LM head run LOGIT_CHUNK rows at a time; with grad, each chunk is
     recomputed in backward (checkpoint), so no [T, vocab] float32 logits ever live at once."""
     def chunk(h, t):
@@ -322,7 +331,7 @@ def completion_logprobs(model, packed, temperature=1.0):
             kwargs["attention_mask"] = block_mask(p.segments, emb.shape[1])[None, None]  # [1, 1, L, L]
         hidden = model.model.language_model(inputs_embeds=emb, position_ids=p.position_ids, use_cache=False,
                                             **kwargs).last_hidden_state[0]  # [L, D]
-        return _token_logprobs(model.lm_head, hidden[p.predictors], p.targets, temperature)
+        return lm_head_logprobs(model.lm_head, hidden[p.predictors], p.targets, temperature)
     return _root_call(model, forward)
 
 
@@ -331,13 +340,11 @@ def completion_logprobs(model, packed, temperature=1.0):
 
 @dataclass
 class Rollout:
-    """B prompts x G completions, prompt-major. logprobs: log-prob of each sampled token under the distribution
-    actually sampled from (temperature-scaled, top-p-filtered, vision pads removed; greedy: the raw softmax with
-    the pads removed). Diagnostics only: train.py takes old_logp from completion_logprobs."""
+    """B prompts x G completions, prompt-major."""
     ids: torch.Tensor  # [B*G, Tmax] completion tokens, pad_token_id past length
     lengths: torch.Tensor  # [B*G] tokens up to and including EOS
     truncated: torch.Tensor  # [B*G] bool, hit max_new_tokens without EOS
-    logprobs: torch.Tensor  # [B*G, Tmax] 0 past length
+    texts: list = None  # [B*G] the completions decoded with special tokens kept (set by rollout())
 
     def completions(self):
         return [row[:n] for row, n in zip(self.ids, self.lengths.tolist())]
@@ -360,21 +367,18 @@ def _left_pad(prompts, config, pad_token_id):
 
 
 def _pick(logits, temperature, top_p, banned, generator):
-    """Next token [N] and its log-prob [N] from logits [N, V] (float32)."""
+    """Next token [N] from logits [N, V] (float32): argmax at temperature 0, else a draw from the
+    temperature-scaled, top-p-filtered distribution."""
     logits = logits.index_fill(1, banned, float("-inf"))  # never emit a vision pad token
     if temperature == 0:
-        logp = logits.log_softmax(-1)
-        token = logp.argmax(-1)
-    else:
-        logits = logits / temperature
-        if top_p < 1:  # keep the smallest head of the sorted distribution whose mass reaches top_p
-            sorted_logits, order = logits.sort(-1, descending=True)
-            probs = sorted_logits.softmax(-1)
-            drop = probs.cumsum(-1) - probs > top_p
-            logits = logits.scatter(1, order, sorted_logits.masked_fill(drop, float("-inf")))
-        logp = logits.log_softmax(-1)
-        token = torch.multinomial(logp.exp(), 1, generator=generator)[:, 0]
-    return token, logp.gather(1, token[:, None])[:, 0]
+        return logits.argmax(-1)
+    logits = logits / temperature
+    if top_p < 1:  # keep the smallest head of the sorted distribution whose mass reaches top_p
+        sorted_logits, order = logits.sort(-1, descending=True)
+        probs = sorted_logits.softmax(-1)
+        drop = probs.cumsum(-1) - probs > top_p
+        logits = logits.scatter(1, order, sorted_logits.masked_fill(drop, float("-inf")))
+    return torch.multinomial(logits.log_softmax(-1).exp(), 1, generator=generator)[:, 0]
 
 
 def _lm_logits(model, cache, **kwargs):
@@ -406,17 +410,25 @@ def sample(model, prompts, group_size, max_new_tokens, temperature=1.0, top_p=1.
     cache.batch_repeat_interleave(group_size)  # fork each prompt's KV cache G ways
     mask, nxt = mask.repeat_interleave(group_size, 0), nxt.repeat_interleave(group_size, 1)
 
-    tokens, logps, alive = [], [], []
+    tokens, alive = [], []
     done = torch.zeros(len(logits), dtype=torch.bool, device=device)
     for k in range(max_new_tokens):
-        token, logp = _pick(logits, temperature, top_p, banned, generator)
+        token = _pick(logits, temperature, top_p, banned, generator)
         alive.append(~done)
-        tokens.append(token.masked_fill(done, pad)), logps.append(logp.masked_fill(done, 0.0))
+        tokens.append(token.masked_fill(done, pad))
         done = done | (token == eos)
         if done.all() or k == max_new_tokens - 1:
             break
         mask = F.pad(mask, (0, 1), value=1)
         logits = _root_call(model, lambda: _lm_logits(model, cache, input_ids=tokens[-1][:, None],
                                                       attention_mask=mask, position_ids=(nxt + k)[:, :, None]))
-    return Rollout(ids=torch.stack(tokens, 1), lengths=torch.stack(alive, 1).sum(1), truncated=~done,
-                   logprobs=torch.stack(logps, 1))
+    return Rollout(ids=torch.stack(tokens, 1), lengths=torch.stack(alive, 1).sum(1), truncated=~done)
+
+
+def rollout(model, tokenizer, prompts, group_size, max_new_tokens, temperature=1.0, top_p=1.0, seed=0):
+    """sample() with the tokenizer's EOS (<|im_end|>) and pad, and the completions decoded with their special
+    tokens kept (Rollout.texts), as rewards.score reads them. train.py, select_data.py and eval.py all call this."""
+    out = sample(model, prompts, group_size, max_new_tokens, temperature, top_p, seed,
+                 eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"), pad_token_id=tokenizer.pad_token_id)
+    out.texts = tokenizer.batch_decode(out.completions(), skip_special_tokens=False)
+    return out

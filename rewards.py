@@ -16,8 +16,10 @@ Every part lies in [0, 1], so total lies in [0, w_accuracy + w_format] = [0, 1] 
 is a python float. score() never raises on a completion: any string gets a finite total. An unparseable answer
 scores 0 accuracy and 0 IoU (as the release's grounding evaluation does).
 
-ANSWER_FORMATS below is what the SFT targets (data.target_text) write inside <answer>; times in seconds with
-one decimal (frames are sampled at 2 fps, so 0.1 s is finer than anything the model can see).
+TASKS and ANSWER_FORMATS below are defined here once: data.py builds its instructions and the SFT targets from
+them. Times are written in seconds with one decimal (frames are sampled at 2 fps, so 0.1 s is finer than anything
+the model can see). A Reward carries what was read (option, segment, right, iop), so eval.py and select_data.py
+read every answer through score() and nothing parses an answer twice.
 
 Hostile inputs: parse_answer and format_reward use only linear-time string methods (find/rfind/count), and the
 regular expressions only ever see an answer of at most MAX_ANSWER_CHARS characters (a longer one is not
@@ -29,6 +31,7 @@ import math
 import re
 from dataclasses import dataclass
 
+TASKS = ("mcq", "tvg", "gqa")  # multiple-choice VideoQA, temporal grounding, grounded VideoQA
 ANSWER_FORMATS = {
     "mcq": "{letter}",  # B
     "tvg": "{start:.1f} to {end:.1f}",  # 12.5 to 17.0
@@ -55,6 +58,11 @@ class Reward:
     format: float  # 0 or 1
     accuracy: float  # in [0, 1]
     iou: float  # in [0, 1]; 0 for mcq
+    iop: float  # |pred ∩ gt| / |pred| in [0, 1]; 0 for mcq
+    option: str | None = None  # the option letter read (mcq, gqa), None if absent or unreadable
+    segment: tuple | None = None  # the (start, end) read (tvg, gqa), None if absent or unreadable
+    right: bool = False  # the option read is the answer (mcq, gqa)
+    parsed: bool = False  # every part the task asks for was read
 
 
 def parse_answer(text):
@@ -233,19 +241,24 @@ def score(completion, sample, w_accuracy=0.5, w_format=0.5):
     total = w_accuracy * accuracy + w_format * format, in [0, w_accuracy + w_format] (see the module docstring
     for accuracy and iou per task). Never raises on the completion; an unknown task is a ValueError.
     """
-    fmt = format_reward(completion)
-    answer = parse_answer(completion)
     task = sample["task"]
+    if task not in TASKS:
+        raise ValueError(f"unknown task {task!r} (expected one of {TASKS})")
+    answer = parse_answer(completion)
+    option = segment = None
     if task == "mcq":
-        iou = 0.0
-        accuracy = float(parse_option(answer, sample["options"]) == sample["answer"])
+        option = parse_option(answer, sample["options"])
     elif task == "tvg":
-        iou = temporal_iou(parse_segment(answer), sample["segment"], sample.get("duration"))
-        accuracy = iou
-    elif task == "gqa":
-        letter, segment = parse_gqa(answer, sample["options"])
-        iou = temporal_iou(segment, sample["segment"], sample.get("duration"))
-        accuracy = (float(letter == sample["answer"]) + iou) / 2
+        segment = parse_segment(answer)
     else:
-        raise ValueError(f"unknown task {task!r} (expected mcq, tvg or gqa)")
-    return Reward(total=w_accuracy * accuracy + w_format * fmt, format=fmt, accuracy=accuracy, iou=iou)
+        option, segment = parse_gqa(answer, sample["options"])
+    right = option is not None and option == sample["answer"]
+    iou = iop = 0.0
+    if task != "mcq":
+        iou = temporal_iou(segment, sample["segment"], sample.get("duration"))
+        iop = temporal_iop(segment, sample["segment"], sample.get("duration"))
+    accuracy = {"mcq": float(right), "tvg": iou, "gqa": (float(right) + iou) / 2}[task]
+    parsed = (option is not None or task == "tvg") and (segment is not None or task == "mcq")
+    fmt = format_reward(completion)
+    return Reward(total=w_accuracy * accuracy + w_format * fmt, format=fmt, accuracy=accuracy, iou=iou, iop=iop,
+                  option=option, segment=segment, right=right, parsed=parsed)

@@ -46,7 +46,6 @@ import argparse
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 
 import torch
@@ -54,13 +53,13 @@ import torch.distributed as dist
 from tqdm import tqdm
 
 import data
-import model as vmodel
+import distributed
+import model as vlm
 import rewards
 
 # The columns of a sample's reward table [K, 5]: the four parts of rewards.Reward, then whether the option letter
 # was right (mcq, gqa; 0 for tvg). For gqa, accuracy = (right + IoU) / 2, so `right` is kept as its own column.
 PARTS = ("total", "format", "accuracy", "iou", "right")
-TASKS = ("mcq", "tvg", "gqa")
 VERDICTS = ("kept", "always_right", "always_wrong", "low_spread", "beyond_top_n")
 
 
@@ -161,42 +160,6 @@ def out_paths(out):
     }
 
 
-def load_rows(path, report=None):
-    """JSONL -> (rows, lines, failed), in file order. report: where load_jsonl lists the bad rows (None: a
-    temporary file, so that only rank 0 writes the real one).
-
-    rows    what data.load_jsonl(skip_bad=True) accepts (video made absolute, duration filled)
-    lines   {id: the line as written}, for the kept rows: copied out, never re-serialized
-    failed  [(id, task, reason)] for the rows it rejects (a missing video, a bad field ...): each failed with
-            its id (`line N` when it has none), the reasons as load_jsonl listed them in `report`
-    """
-    if report is None:
-        with tempfile.TemporaryDirectory() as tmp:
-            return load_rows(path, Path(tmp) / "bad.txt")
-    Path(report).unlink(missing_ok=True)  # load_jsonl writes it only when a row is bad
-    rows = data.load_jsonl(str(path), skip_bad=True, report=str(report))
-    problems = Path(report).read_text(encoding="utf-8").splitlines() if Path(report).exists() else []
-    ok, lines, failed = {r["id"] for r in rows}, {}, []
-    with open(path, encoding="utf-8") as f:  # the same line numbering as load_jsonl
-        for n, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError:
-                row = None
-            rid = row.get("id") if isinstance(row, dict) else None
-            rid = rid if isinstance(rid, str) else None  # a list or dict id is one of the rejected rows
-            if rid in ok and rid not in lines:
-                lines[rid] = line.rstrip("\n")
-                continue
-            where = f"{path}:{n} "  # load_jsonl's problem lines read `{path}:{line} id=... field=...: msg`
-            why = "; ".join(p[len(where):] for p in problems if p.startswith(where)) or "rejected by load_jsonl"
-            task = row.get("task") if isinstance(row, dict) and isinstance(row.get("task"), str) else "?"
-            failed.append((rid if isinstance(rid, str) else f"line {n}", task, why))
-    return rows, lines, failed
-
-
 def plot_std_hist(selected, path):
     """Histogram of the per-sample std of the total reward, one stacked colour per task -> PNG at path."""
     import matplotlib
@@ -204,7 +167,7 @@ def plot_std_hist(selected, path):
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    stds = {t: [r["stats"]["total_std"] for r in selected if r["task"] == t and "stats" in r] for t in TASKS}
+    stds = {t: [r["stats"]["total_std"] for r in selected if r["task"] == t and "stats" in r] for t in rewards.TASKS}
     stds = {t: v for t, v in stds.items() if v}
     top = max([0.5, *[max(v) for v in stds.values()]])
     fig, ax = plt.subplots(figsize=(6, 3.5))
@@ -246,59 +209,7 @@ def write_outputs(selected, lines, out, settings):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# model side (eval.py uses these too)
-
-
-def init_distributed():
-    """(rank, world, device). Under torchrun: a process group (nccl on GPU, gloo on CPU); plain python: none."""
-    cuda = torch.cuda.is_available()
-    if "RANK" not in os.environ:
-        return 0, 1, torch.device("cuda" if cuda else "cpu")
-    if cuda:
-        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
-    dist.init_process_group("nccl" if cuda else "gloo")
-    device = torch.device("cuda", torch.cuda.current_device()) if cuda else torch.device("cpu")
-    return dist.get_rank(), dist.get_world_size(), device
-
-
-def load_policy(path, device, dtype):
-    """Checkpoint folder -> (model on device, tokenizer, family); family = config.model_type."""
-    from transformers import AutoTokenizer
-
-    policy = vmodel.load_model(path, dtype=dtype).to(device).eval()
-    return policy, AutoTokenizer.from_pretrained(path), policy.config.model_type
-
-
-def prepare_batch(rows, tokenizer, family, video_cfg):
-    """Rows -> (samples, failed [(id, task, reason)]): a video that fails to decode fails its row, nothing else."""
-    samples, failed = [], []
-    for row in rows:
-        try:
-            samples.append(data.prepare_sample(row, tokenizer, family, video_cfg))
-        except data.DataError as err:
-            failed.append((row["id"], row["task"], str(err)))
-    return samples, failed
-
-
-def complete(policy, tokenizer, samples, group_size, max_new_tokens, temperature, seed, top_p=1.0):
-    """B samples -> B lists of group_size (text, truncated): model.sample (each prompt prefilled once, as in a
-    GRPO group), decoded with the special tokens kept, exactly as train.py decodes before rewards.score."""
-    rollout = vmodel.sample(policy, samples, group_size, max_new_tokens, temperature, top_p, seed=seed,
-                            eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
-                            pad_token_id=tokenizer.pad_token_id)
-    texts = tokenizer.batch_decode(rollout.completions(), skip_special_tokens=False)
-    pairs = list(zip(texts, rollout.truncated.tolist()))  # [B*G], prompt-major
-    return [pairs[b * group_size:(b + 1) * group_size] for b in range(len(samples))]
-
-
-def option_right(completion, row):
-    """1.0 when the completion names the right option (mcq, gqa; the parsers rewards.score uses), else 0.0."""
-    answer = rewards.parse_answer(completion)
-    if row["task"] == "mcq":
-        return float(rewards.parse_option(answer, row["options"]) == row["answer"])
-    if row["task"] == "gqa":
-        return float(rewards.parse_gqa(answer, row["options"])[0] == row["answer"])
-    return 0.0
+# sampling
 
 
 def reward_table(texts, row):
@@ -306,18 +217,19 @@ def reward_table(texts, row):
     table = []
     for text in texts:
         r = rewards.score(text, row)
-        table.append([r.total, r.format, r.accuracy, r.iou, option_right(text, row)])
+        table.append([r.total, r.format, r.accuracy, r.iou, float(r.right)])
     return table
 
 
 def sample_chunk(policy, tokenizer, rows, family, video_cfg, args, seed):
     """One batch of rows -> one result per row: {id, task, rewards [K, 5]} or {id, task, failed: reason}."""
-    samples, failed = prepare_batch(rows, tokenizer, family, video_cfg)
-    results = {i: {"id": i, "task": t, "failed": why} for i, t, why in failed}
+    samples, problems = data.prepare_batch(rows, tokenizer, family, video_cfg)
+    results = {f["id"]: {"id": f["id"], "task": f["task"], "failed": f["reason"]} for f in data.failed_rows(problems)}
     if samples:
-        groups = complete(policy, tokenizer, samples, args.k, args.max_new_tokens, args.temperature, seed)
-        for s, group in zip(samples, groups):
-            results[s.id] = {"id": s.id, "task": s.row["task"], "rewards": reward_table([t for t, _ in group], s.row)}
+        texts = vlm.rollout(policy, tokenizer, samples, args.k, args.max_new_tokens, args.temperature, seed=seed).texts
+        for b, s in enumerate(samples):
+            results[s.id] = {"id": s.id, "task": s.row["task"],
+                             "rewards": reward_table(texts[b * args.k:(b + 1) * args.k], s.row)}
     return [results[r["id"]] for r in rows]
 
 
@@ -373,11 +285,14 @@ def parse_args(argv=None):
     p.add_argument("--out", required=True, help="kept rows go here; report, histogram and resume log next to it")
     p.add_argument("--k", type=int, default=8, help="completions per sample (the GRPO group size)")
     p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (as in training)")
-    p.add_argument("--max-new-tokens", type=int, default=512)
-    p.add_argument("--batch-size", type=int, default=4, help="samples per sampler call (x K sequences)")
+    p.add_argument("--max-new-tokens", "--max_new_tokens", type=int, default=512)
+    p.add_argument("--batch-size", "--batch_size", type=int, default=4,
+                   help="samples per sampler call (x K sequences)")
     p.add_argument("--seed", type=int, default=0, help="batch j is sampled with seed + j")
-    p.add_argument("--min-iou-std", type=float, default=0.1, help="tvg/gqa keep: IoU std over K above this")
-    p.add_argument("--top-n", type=int, default=None, help="then keep only the N kept with the largest reward std")
+    p.add_argument("--min-iou-std", "--min_iou_std", type=float, default=0.1,
+                   help="tvg/gqa keep: IoU std over K above this")
+    p.add_argument("--top-n", "--top_n", type=int, default=None,
+                   help="then keep only the N kept with the largest reward std")
     data.add_video_flags(p)
     p.add_argument("--dtype", default=None, help="bfloat16 on GPU, float32 on CPU unless given")
     return p.parse_args(argv)
@@ -392,14 +307,18 @@ def sampling_settings(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    rank, world, device = init_distributed()
+    rank, world, device = distributed.init()
     args.dtype = args.dtype or ("bfloat16" if device.type == "cuda" else "float32")
     paths = out_paths(args.out)
     paths["kept"].parent.mkdir(parents=True, exist_ok=True)
-    rows, lines, load_failed = load_rows(args.data, paths["kept"].with_suffix(".bad.txt") if rank == 0 else None)
+    read = data.read_jsonl(args.data)  # the rows that load; the others fail with their reasons
+    rows, lines = read.rows, {row["id"]: line for row, line in zip(read.rows, read.lines)}
+    if read.problems and rank == 0:
+        data.write_problems(paths["kept"].with_suffix(".bad.txt"), read.problems)
     settings = sampling_settings(args)
     done = open_partial(paths["partial"], settings, rank, world)
-    policy, tokenizer, family = load_policy(args.model, device, getattr(torch, args.dtype))
+    policy, tokenizer = vlm.load_policy(args.model, device, getattr(torch, args.dtype))
+    family = policy.config.model_type
     video_cfg = data.video_config(args)
 
     # fixed batches in file order, dealt round-robin to ranks; a batch with any sample missing is re-sampled whole
@@ -414,20 +333,17 @@ def main(argv=None):
         new += results
         bar.update(len(chunks[j]))
     bar.close()
-    if world > 1:
-        gathered = [None] * world if rank == 0 else None
-        dist.gather_object(new, gathered, dst=0)
-        new = [r for part in gathered for r in part] if rank == 0 else []
+    new = distributed.gather(new)
     if rank == 0:
         by_id = {**done, **{r["id"]: r for r in new}}
-        results = [by_id[r["id"]] for r in rows] + [{"id": i, "task": t, "failed": why} for i, t, why in load_failed]
+        failed = [{"id": f["id"], "task": f["task"], "failed": f["reason"]} for f in data.failed_rows(read.problems)]
+        results = [by_id[r["id"]] for r in rows] + failed
         selected = select(results, args.min_iou_std, args.top_n)
         settings.update(min_iou_std=args.min_iou_std, top_n=args.top_n, world=world)
         report = write_outputs(selected, lines, args.out, settings)
         print(counts_table(report["counts"]))
         print(f"kept {sum(r['verdict'] == 'kept' for r in selected)} of {len(selected)} -> {args.out}")
-    if dist.is_initialized():
-        dist.destroy_process_group()
+    distributed.close()
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import bench
-import model as vm
+import model as vlm
 
 TINY = ["--P", "48", "--C", "4", "--G", "2", "--repeats", "1", "--layers", "1", "--device", "cpu",
         "--dtype", "float32"]
@@ -33,7 +33,7 @@ def test_small_sweep_fills_the_table_and_the_json(tmp_path, capsys):
 
 def test_a_wrong_packed_path_is_caught(monkeypatch):
     """Completions that may also see their siblings (a plain causal mask over the packed row): fast, and wrong."""
-    monkeypatch.setattr(vm, "block_mask", lambda segments, length: torch.ones(length, length, dtype=torch.bool).tril())
+    monkeypatch.setattr(vlm, "block_mask", lambda segments, length: torch.ones(length, length, dtype=torch.bool).tril())
     with pytest.raises(AssertionError, match="differ from the plain forward"):
         bench.main(TINY + ["--skip-rollout"])
 
@@ -44,4 +44,5 @@ def test_prompts_have_exactly_p_tokens_mostly_video():
     assert len(sample.prompt_ids) == 100 and int((sample.prompt_ids == config.video_token_id).sum()) == 80
     assert sample.grid_thw.tolist() == [[5, 8, 8]] and sample.pixel_values.shape == (5 * 8 * 8, 3 * 2 * 14 * 14)
     assert [len(c) for c in completions] == [5, 5, 5]
-    vm.rope_positions(sample.prompt_ids, sample.grid_thw, sample.second_per_grid, config)  # the grid matches
+    positions = vlm.rope_positions(sample.prompt_ids, sample.grid_thw, sample.second_per_grid, config)  # grid fits
+    assert positions.shape == (4, 100) and int(positions[1:].max()) < 100

@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from transformers import PreTrainedTokenizerFast, Qwen2VLImageProcessorPil
+from transformers import Qwen2VLImageProcessorPil
 from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import smart_resize as hf_smart_resize
 from transformers.models.qwen3_vl.processing_qwen3_vl import Qwen3VLProcessor
 from transformers.video_utils import VideoMetadata
 
 import data
+import toy
 from data import DataError, VideoConfig
 
 
@@ -118,7 +119,7 @@ def test_frame_indices_sample_target_fps_clamped_even(n_frames, fps, expected):
 
 def test_read_video_keeps_timestamps_of_sampled_frames(toy_dir):
     row = toy_rows(toy_dir)[0]
-    frames, times = data.read_video(row["video"], VideoConfig(), row["id"])
+    frames, times, _ = data.read_video(row["video"], VideoConfig(), row["id"])
     assert frames.dtype == np.uint8 and frames.shape == (2 * row["duration"], 64, 64, 3)
     assert times == [k / 2 for k in range(int(2 * row["duration"]))]
 
@@ -127,16 +128,16 @@ def test_read_video_keeps_timestamps_of_sampled_frames(toy_dir):
 def test_decord_and_pyav_decode_the_same_frames(toy_dir):
     for i in range(3):
         path = str(toy_dir / f"videos/toy_{i:05d}.mp4")
-        a, ta = data.read_video(path, VideoConfig(decoder="decord"))
-        b, tb = data.read_video(path, VideoConfig(decoder="pyav"))
+        a, ta, _ = data.read_video(path, VideoConfig(decoder="decord"))
+        b, tb, _ = data.read_video(path, VideoConfig(decoder="pyav"))
         assert ta == tb and np.array_equal(a, b)
 
 
 def test_pyav_is_used_when_decord_is_missing(toy_dir, monkeypatch):
     path = str(toy_dir / "videos/toy_00000.mp4")
-    expected, _ = data.read_video(path, VideoConfig(decoder="pyav"))
+    expected, _, _ = data.read_video(path, VideoConfig(decoder="pyav"))
     monkeypatch.setattr(data, "decord", None)
-    frames, _ = data.read_video(path, VideoConfig(decoder="auto"))
+    frames, _, _ = data.read_video(path, VideoConfig(decoder="auto"))
     assert np.array_equal(frames, expected)
 
 
@@ -317,18 +318,20 @@ def test_prepare_sample_on_a_toy_clip(family, toy_dir, toy_tok):
     T = int(2 * row["duration"])  # frames at 2 fps; 64x64 -> 56x56 (qwen2.5) or 64x64 (qwen3): 4x4 patches
     P = data.FAMILIES[family]["patch_size"]
     assert s.grid_thw.tolist() == [[T // 2, 4, 4]] and s.pixel_values.shape == (T // 2 * 16, 3 * 2 * P * P)
-    assert s.timestamps == [k + 0.25 for k in range(T // 2)] and s.second_per_grid == 1.0
-    assert s.prompt_ids.dtype == torch.long and s.id == row["id"] and s.family == family
+    assert s.second_per_grid == 1.0 and s.prompt_ids.dtype == torch.long and s.id == row["id"]
+    if family == "qwen3_vl":  # one "<t seconds>" per temporal block, t the mean time of its two frames
+        text = toy_tok.decode(s.prompt_ids)
+        assert all(f"<{k + 0.25:.1f} seconds><|vision_start|>" in text for k in range(T // 2))
     assert (s.prompt_ids == toy_tok.convert_tokens_to_ids("<|video_pad|>")).sum() == T // 2 * 4
 
 
 def test_second_per_grid_uses_the_sampled_fps_not_the_requested_one(tmp_path, toy_tok):
     path = tmp_path / "ten_fps.mp4"
-    data.write_mp4(str(path), np.zeros((30, 32, 32, 3), np.uint8), fps=10)  # 3 s at 10 fps
+    toy.write_mp4(str(path), np.zeros((30, 32, 32, 3), np.uint8), fps=10)  # 3 s at 10 fps
     row = dict(TVG, video=str(path), duration=3.0)
     s = data.prepare_sample(row, toy_tok, "qwen2_5_vl", VideoConfig(fps=1.0, min_frames=4))
     # 1 fps would give 3 frames; min_frames makes it 4 frames in 3 s: sampled fps 4/3, 2 frames a block -> 1.5 s
-    assert len(s.timestamps) == 2 and math.isclose(s.second_per_grid, 1.5)
+    assert s.grid_thw[0, 0] == 2 and math.isclose(s.second_per_grid, 1.5)
 
 
 def test_too_long_prompt_is_an_error_not_a_truncation(toy_dir, toy_tok):
@@ -337,162 +340,11 @@ def test_too_long_prompt_is_an_error_not_a_truncation(toy_dir, toy_tok):
         data.prepare_sample(row, toy_tok, "qwen2_5_vl", VideoConfig(max_prompt_tokens=20))
 
 
-# ------------------------------------------------------------------------------------------------ the toy world
-
-
-def test_make_toy_layout_and_split(toy_dir, toy_tok):
-    train, test = data.load_jsonl(str(toy_dir / "train.jsonl")), data.load_jsonl(str(toy_dir / "test.jsonl"))
-    assert (len(train), len(test)) == (5, 1)  # n=6: the last n//4 clips are the test split
-    assert sorted(p.name for p in (toy_dir / "videos").iterdir()) == [f"toy_{i:05d}.mp4" for i in range(6)]
-    assert [r["task"] for r in train + test] == ["mcq", "tvg", "gqa"] * 2
-    for r in train + test:
-        assert 4 <= r["duration"] <= 8 and all(2 * x == int(2 * x) for x in r.get("segment", []))
-    saved = PreTrainedTokenizerFast.from_pretrained(str(toy_dir / "tokenizer"))
-    assert saved.get_vocab() == toy_tok.get_vocab() and saved.eos_token == "<|im_end|>"
-
-
-def test_make_toy_is_deterministic_from_the_seed(tmp_path, toy_dir):
-    a, b, c = (data.make_toy(str(tmp_path / name), n=2, seed=seed)[0] for name, seed in [("a", 0), ("b", 0), ("c", 1)])
-    assert open(a).read() == open(b).read() != open(c).read()
-    ours = {r["id"]: r for r in toy_rows(toy_dir)}
-    for r in data.load_jsonl(a):  # clip i depends on (seed, i) only, not on n
-        assert {**r, "video": ""} == {**ours[r["id"]], "video": ""}
-        assert np.array_equal(data.read_video(r["video"])[0], data.read_video(ours[r["id"]]["video"])[0])
-
-
-def colour_masks(frames, colour):
-    """[T, H, W] bool: pixels close to a toy colour (the encoding leaves a few levels of noise)."""
-    return np.abs(frames.astype(int) - np.array(data.COLOURS[colour])).max(-1) < 40
-
-
-def test_toy_ground_truth_is_what_the_frames_show(toy_dir):
-    for row in toy_rows(toy_dir):
-        frames, times = data.read_video(row["video"], VideoConfig(), row["id"])
-        if row["task"] == "tvg":
-            colour = row["question"].split()[3]  # "When is the {colour} {kind} visible?"
-        else:
-            colour = row["options"][ord(row["answer"]) - ord("A")]
-        masks = colour_masks(frames, colour)
-        seen = masks.sum((1, 2)) > 30  # [T]
-        if row["task"] in ("tvg", "gqa"):
-            start, end = row["segment"]
-            assert seen.tolist() == [start <= t < end for t in times], row
-        if row["task"] == "mcq":
-            xs = [np.nonzero(m)[1].mean() for m in masks if m.sum() > 30]  # centroid column per visible frame
-            assert len(xs) >= 2 and (xs[-1] < xs[0]) == ("left" in row["question"]), row
-        if row["task"] == "gqa":
-            others = [c for c in data.COLOURS if c != colour and colour_masks(frames, c).sum() > 30]
-            first_seen = {c: times[int(np.argmax(colour_masks(frames, c).sum((1, 2)) > 30))] for c in others}
-            earlier = all(start < t for t in first_seen.values())
-            assert earlier == ("first" in row["question"]), row
-
-
-def test_toy_tokenizer(toy_dir, toy_tok):
-    text = 'Héllo {"start_time": 12.5} 你好\n\t<answer>12.5 to 17.0</answer>'
-    assert toy_tok.decode(toy_tok(text, add_special_tokens=False)["input_ids"]) == text  # bytes: any text
-    for token in data.SPECIAL_TOKENS + data.TAG_TOKENS:
-        assert len(toy_tok(token, add_special_tokens=False)["input_ids"]) == 1
-    assert (toy_tok.eos_token, toy_tok.pad_token) == ("<|im_end|>", "<|endoftext|>") and len(toy_tok) <= 1024
-    assert data.toy_tokenizer().get_vocab() == toy_tok.get_vocab()  # trained deterministically
-    for row in toy_rows(toy_dir):
-        assert len(toy_tok(data.target_text(row))["input_ids"]) < 40  # short completions: fast CPU training
-
-
-def test_toy_command(tmp_path):
-    data.main(["toy", "--out", str(tmp_path / "t"), "--n", "4", "--seed", "3"])
-    assert len(data.load_jsonl(str(tmp_path / "t/train.jsonl"))) == 3
-    assert len(data.load_jsonl(str(tmp_path / "t/test.jsonl"))) == 1
-    assert (tmp_path / "t/tokenizer/tokenizer.json").exists()
-
-
-# ------------------------------------------------------------------------------------------------ converters
-
-
-def test_convert_temporal_r1_fractions_to_seconds(tmp_path):
-    records = [
-        dict(dataset="charades", video="v/A.mp4", problem="person turns a light on.", solution=[0.25, 0.5],
-             video_length=30.0),
-        dict(dataset="charades", video="v/B.mp4", problem="x", solution=[12.0, 15.0], video_length=30),  # seconds
-        dict(video="v/C.mp4"),
-        dict(dataset="charades", video="v/D.mp4", problem="x", solution=[0.2, 1.0], video_length=30.456),
-    ]
-    (tmp_path / "in.json").write_text(json.dumps(records))
-    n, problems = data.convert("temporal_r1", str(tmp_path / "in.json"), str(tmp_path / "out.jsonl"))
-    row, ends_at_end = map(json.loads, (tmp_path / "out.jsonl").read_text().splitlines())
-    question = 'When does "person turns a light on" happen in the video?'
-    assert n == 2 and row == dict(id="charades-1", video="v/A.mp4", task="tvg", question=question,
-                                  segment=[7.5, 15.0], duration=30.0)
-    assert ends_at_end["segment"] == [6.09, 30.456]  # rounded to 0.01 s, never past the end (30.46 would be)
-    assert [p.split(": ")[0] for p in problems] == [f"{tmp_path / 'in.json'}:2", f"{tmp_path / 'in.json'}:3"]
-
-
-def test_convert_lmms_eval_charades_rows(tmp_path):
-    lines = [dict(video="3MSZA.mp4", caption="person turn a light on.", timestamp=[24.3, 30.4]), dict(video="b")]
-    write_lines(tmp_path / "in.jsonl", lines + ['{"video": "c.mp4", '])
-    n, problems = data.convert("lmms_charades", str(tmp_path / "in.jsonl"), str(tmp_path / "o.jsonl"), "videos")
-    row = json.loads((tmp_path / "o.jsonl").read_text())
-    assert n == 1 and row["video"] == "videos/3MSZA.mp4" and row["segment"] == [24.3, 30.4]
-    assert row["question"] == 'When does "person turn a light on" happen in the video?'
-    assert [p.split(": ")[:2] for p in problems] == [
-        [f"{tmp_path / 'in.jsonl'}:2", "KeyError"],
-        [f"{tmp_path / 'in.jsonl'}:3", "JSONDecodeError"],
-    ]
-
-
-def test_convert_charades_sta_text_lines_then_load(toy_dir, tmp_path, capsys):
-    (tmp_path / "sta.txt").write_text("toy_00000 0.5 2.0##the shape moves.\nno separator here\ntoy_00001 1 3##x\n")
-    data.main(["convert", "--from", "charades_sta", str(tmp_path / "sta.txt"), str(tmp_path / "o.jsonl"),
-               "--video-dir", str(toy_dir / "videos"), "--ext", ".mp4"])
-    out = capsys.readouterr()
-    assert "wrote 2 rows" in out.out and f"{tmp_path / 'sta.txt'}:2:" in out.err
-    rows = data.load_jsonl(str(tmp_path / "o.jsonl"))  # videos found, durations read from them
-    assert [(r["id"], r["segment"]) for r in rows] == [("toy_00000-1", [0.5, 2.0]), ("toy_00001-3", [1.0, 3.0])]
-
-
-def test_convert_nextgqa_csv_plus_grounding_json(tmp_path):
-    header = "video_id,frame_count,width,height,question,answer,qid,type,a0,a1,a2,a3,a4\n"
-    (tmp_path / "val.csv").write_text(
-        header + "4010069381,1800,640,480,why did the boy pick up one present,to give to the girl,6,CW,"
-        "to eat,to give to the girl,to throw,to play,to clean\n"
-        "4010069381,1800,640,480,what did the girl do,2,9,TN,sit,run,jump,cry,sing\n"  # answer as an index
-        "4010069381,1800,640,480,what next,sit,11,TN,sit,run,jump,cry,sing\n"
-    )
-    spans = {"6": [[12.1, 17.1], [20.0, 23.5]], "9": [[1.0, 2.0]]}  # qid -> segments
-    (tmp_path / "gsub.json").write_text(json.dumps({"4010069381": {"duration": 60.0, "fps": 30, "location": spans}}))
-    (tmp_path / "map.json").write_text(json.dumps({"4010069381": "1106/4010069381"}))
-    n, problems = data.convert("nextgqa", str(tmp_path / "val.csv"), str(tmp_path / "o.jsonl"), "nextqa",
-                               grounding=str(tmp_path / "gsub.json"), video_map=str(tmp_path / "map.json"))
-    row, row2 = (json.loads(line) for line in (tmp_path / "o.jsonl").read_text().splitlines())
-    assert n == 2 and row2["answer"] == "C" and row2["segment"] == [1.0, 2.0]
-    assert row == dict(id="4010069381_6", video="nextqa/1106/4010069381.mp4", task="gqa",
-                                  question="why did the boy pick up one present?",
-                                  options=["to eat", "to give to the girl", "to throw", "to play", "to clean"],
-                                  answer="B", segment=[12.1, 23.5], duration=60.0)  # several spans -> hull
-    assert len(problems) == 1 and problems[0].startswith(f"{tmp_path / 'val.csv'}:4: KeyError")  # qid 11: no span
-
-
-def test_convert_video_r1_multiple_choice(tmp_path):
-    records = [
-        dict(problem_id=2, problem="What is the man doing?", data_type="video", problem_type="multiple choice",
-             options=["A. cooking", "B. running", "C. sleeping", "D. reading"], solution="<answer>B</answer>",
-             path="./LLaVA-Video/x.mp4"),
-        dict(problem_id=3, problem="?", data_type="image", problem_type="multiple choice", options=[], path="y.jpg",
-             solution="<answer>A</answer>"),
-    ]
-    (tmp_path / "in.json").write_text(json.dumps(records))
-    n, problems = data.convert("video_r1", str(tmp_path / "in.json"), str(tmp_path / "o.jsonl"))
-    row = json.loads((tmp_path / "o.jsonl").read_text())
-    assert n == 1 and row == dict(id="video_r1-2", video="./LLaVA-Video/x.mp4", task="mcq",
-                                  question="What is the man doing?",
-                                  options=["cooking", "running", "sleeping", "reading"], answer="B")
-    assert len(problems) == 1 and "not a video multiple-choice item" in problems[0] and ":2:" in problems[0]
-
-
 def test_a_video_the_resize_refuses_is_a_data_error(tmp_path, toy_tok):
     """A 2 x 440 px video (aspect ratio 220, more than smart_resize accepts): a DataError naming the file and the
     sample, which the training loop skips and counts, never a bare ValueError that stops the run."""
     path = tmp_path / "sliver.mp4"
-    data.write_mp4(str(path), np.zeros((8, 2, 440, 3), np.uint8), fps=4)
+    toy.write_mp4(str(path), np.zeros((8, 2, 440, 3), np.uint8), fps=4)
     row = dict(TVG, id="sliver-1", video=str(path), duration=2.0)
     with pytest.raises(data.DataError, match=r"sliver\.mp4 \(sample sliver-1\).*aspect ratio"):
         data.prepare_sample(row, toy_tok, "qwen2_5_vl", VideoConfig())

@@ -10,8 +10,7 @@ import torch
 
 import data
 import eval as ev
-import model as vmodel
-import select_data
+import model as vlm
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -80,7 +79,7 @@ def test_summarize_counts_and_all_unparseable():
     texts = {"m": "<think></think><answer>B</answer>", "t": "<think></think><answer>4.0 to 8.0</answer>",
              "g": "<think></think><answer>A, 3.0 to 5.0</answer>"}
     records = [ev.score_completion(texts[row["id"]], row) for row in (MCQ, TVG, GQA)]
-    m = ev.summarize(records, [("v", "tvg", "cannot read video")])
+    m = ev.summarize(records, [{"id": "v", "task": "tvg", "reason": "cannot read video"}])
     assert (m["n"], m["n_scored"], m["n_failed"], m["n_unparseable"]) == (4, 3, 1, 0)
     assert m["mcq"] == {"n": 1, "accuracy": 1.0}
     assert m["tvg"]["n"] == 1 and m["tvg"]["R@0.3"] == 1.0 and m["tvg"]["R@0.5"] == 0.0  # IoU 1/3
@@ -106,16 +105,16 @@ def test_summarize_counts_and_all_unparseable():
 def tiny(tmp_path_factory, toy_tok):
     torch.manual_seed(0)
     path = tmp_path_factory.mktemp("tiny")
-    vmodel.load_model(vmodel.tiny_config("qwen2_5_vl", toy_tok)).save_pretrained(path)
+    vlm.load_model(vlm.tiny_config("qwen2_5_vl", toy_tok)).save_pretrained(path)
     toy_tok.save_pretrained(path)
     return path
 
 
 def test_evaluate_random_model(tiny, toy_dir):
     """The function train.py calls: rows in, metrics out; a random model answers nothing parseable."""
-    policy, tokenizer, family = select_data.load_policy(tiny, torch.device("cpu"), torch.float32)
+    policy, tokenizer = vlm.load_policy(tiny, torch.device("cpu"), torch.float32)
     rows = data.load_jsonl(str(toy_dir / "train.jsonl"))  # mcq, tvg, gqa, mcq, tvg
-    m = ev.evaluate(policy, tokenizer, rows, family, data.VideoConfig(max_frames=4), batch_size=2, max_new_tokens=8,
+    m = ev.evaluate(policy, tokenizer, rows, "qwen2_5_vl", data.VideoConfig(max_frames=4), batch_size=2, max_new_tokens=8,
                     progress=False)
     assert (m["n"], m["n_scored"], m["n_failed"]) == (5, 5, 0)
     assert (m["mcq"]["n"], m["tvg"]["n"], m["gqa"]["n"]) == (2, 2, 1)

@@ -1,5 +1,5 @@
-"""model.py as worked examples: positions by hand, packing, the packed log-probs against Hugging Face's own forward
-of each [prompt, completion] alone, rollouts against `generate`, and the same under FSDP2 (a world of one, CPU)."""
+"""model.py as worked examples: positions by hand, packing, and the packed log-probs against Hugging Face's own
+forward of each [prompt, completion] alone. The rollout sampler and FSDP2 are in test_rollout.py."""
 
 import copy
 import socket
@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 
 import data
-import model as vm
+import model as vlm
 
 FAMS = ["qwen2_5_vl", "qwen3_vl"]
 
@@ -26,12 +26,12 @@ def make_sample(tok, family, grid=(2, 4, 4), question="Where is the red circle?"
     g = torch.Generator().manual_seed(seed)
     return data.Sample(id=f"s{seed}", row={}, prompt_ids=torch.tensor(tok(text, add_special_tokens=False)["input_ids"]),
                        pixel_values=torch.randn(t * h * w, 3 * 2 * p * p, generator=g), grid_thw=torch.tensor([grid]),
-                       second_per_grid=spg, timestamps=times, family=family)
+                       second_per_grid=spg)
 
 
 def tiny(family, tok, seed=0):
     torch.manual_seed(seed)
-    return vm.load_model(vm.tiny_config(family, tok))
+    return vlm.load_model(vlm.tiny_config(family, tok))
 
 
 def sdpa_copy(model):
@@ -44,7 +44,7 @@ def sdpa_copy(model):
 def plain_logprobs(oracle, sample, completion, temperature=1.0):
     """HF's full forward of [prompt, completion] alone (our explicit positions), log_softmax over all logits."""
     ids = torch.cat([sample.prompt_ids, completion])
-    pos = vm.rope_positions(ids, sample.grid_thw, sample.second_per_grid, oracle.config)[:, None]  # [4, 1, L]
+    pos = vlm.rope_positions(ids, sample.grid_thw, sample.second_per_grid, oracle.config)[:, None]  # [4, 1, L]
     logits = oracle(input_ids=ids[None], pixel_values_videos=sample.pixel_values, video_grid_thw=sample.grid_thw,
                     position_ids=pos).logits[0]
     n = len(sample.prompt_ids)
@@ -78,9 +78,9 @@ def free_port():
 
 @pytest.mark.parametrize("family", FAMS)
 def test_tiny_config_is_the_real_class_with_the_tokenizers_ids(toy_tok, family):
-    cfg = vm.tiny_config(family, toy_tok)
-    model = vm.load_model(cfg)
-    assert type(model) is vm.FAMILIES[family][1] and model.config.model_type == family
+    cfg = vlm.tiny_config(family, toy_tok)
+    model = vlm.load_model(cfg)
+    assert type(model) is vlm.FAMILIES[family][1] and model.config.model_type == family
     assert cfg.text_config.vocab_size == len(toy_tok)
     tid = toy_tok.convert_tokens_to_ids
     assert (cfg.video_token_id, cfg.image_token_id) == (tid("<|video_pad|>"), tid("<|image_pad|>"))
@@ -90,7 +90,7 @@ def test_tiny_config_is_the_real_class_with_the_tokenizers_ids(toy_tok, family):
     assert sum(cfg.text_config.rope_parameters["mrope_section"]) == head_dim // 2
     assert all(i < cfg.vision_config.depth for i in getattr(cfg.vision_config, "deepstack_visual_indexes", []))
     # our attention on the language model only; the vision tower keeps SDPA
-    assert model.model.language_model.config._attn_implementation == vm.ATTENTION
+    assert model.model.language_model.config._attn_implementation == vlm.ATTENTION
     assert model.model.visual.config._attn_implementation == "sdpa"
 
 
@@ -98,14 +98,14 @@ def test_tiny_config_is_the_real_class_with_the_tokenizers_ids(toy_tok, family):
 def test_save_and_load_round_trip(toy_tok, family, tmp_path):
     model = tiny(family, toy_tok)
     model.save_pretrained(tmp_path)
-    again = vm.load_model(str(tmp_path))
+    again = vlm.load_model(str(tmp_path))
     assert type(again) is type(model)
-    assert again.model.language_model.config._attn_implementation == vm.ATTENTION
+    assert again.model.language_model.config._attn_implementation == vlm.ATTENTION
     for (n, a), (m, b) in zip(model.state_dict().items(), again.state_dict().items()):
         assert n == m and torch.equal(a, b), n
-    packed = vm.pack(random_groups(toy_tok, family), model.config)
+    packed = vlm.pack(random_groups(toy_tok, family), model.config)
     with torch.no_grad():
-        assert torch.equal(vm.completion_logprobs(model, packed), vm.completion_logprobs(again, packed))
+        assert torch.equal(vlm.completion_logprobs(model, packed), vlm.completion_logprobs(again, packed))
 
 
 # -------------------------------------------------------------------------------------------------- rope positions
@@ -125,10 +125,10 @@ def test_rope_positions_qwen2_5_by_hand(toy_tok):
     The text after the video starts at max(all previous) + 1 = 8. (transformers 5.23's get_rope_index would put it
     at 4 + max(h, w) / merge = 6, below the video's last temporal position 7: DESIGN.md trap 1.)
     """
-    cfg = vm.tiny_config("qwen2_5_vl", toy_tok)
+    cfg = vlm.tiny_config("qwen2_5_vl", toy_tok)
     V, vs, ve = cfg.video_token_id, cfg.vision_start_token_id, cfg.vision_end_token_id
     ids = torch.tensor([1, 100, 101, vs] + [V] * 8 + [ve, 102, toy_tok.eos_token_id])
-    pos = vm.rope_positions(ids, torch.tensor([[2, 4, 4]]), 1.75, cfg)
+    pos = vlm.rope_positions(ids, torch.tensor([[2, 4, 4]]), 1.75, cfg)
     assert pos.tolist() == [
         list(range(15)),
         [0, 1, 2, 3, 4, 4, 4, 4, 7, 7, 7, 7, 8, 9, 10],
@@ -149,11 +149,11 @@ def test_rope_positions_qwen3_by_hand(toy_tok):
 
     Same as transformers' Qwen3VLModel.get_rope_index (checked below).
     """
-    cfg = vm.tiny_config("qwen3_vl", toy_tok)
+    cfg = vlm.tiny_config("qwen3_vl", toy_tok)
     V, vs, ve = cfg.video_token_id, cfg.vision_start_token_id, cfg.vision_end_token_id
     ids = torch.tensor([1, 100, 101, vs] + [V] * 4 + [ve, 100, 102, vs] + [V] * 4 + [ve, 103])
     grid = torch.tensor([[2, 4, 4]])
-    pos = vm.rope_positions(ids, grid, 2.0, cfg)
+    pos = vlm.rope_positions(ids, grid, 2.0, cfg)
     assert pos.tolist() == [
         list(range(18)),
         [0, 1, 2, 3, 4, 4, 4, 4, 6, 7, 8, 9, 10, 10, 10, 10, 12, 13],
@@ -167,10 +167,10 @@ def test_rope_positions_qwen3_by_hand(toy_tok):
 
 def test_rope_positions_refuse_video_tokens_that_do_not_match_the_grid(toy_tok):
     """A truncated video prompt fails loudly instead of silently shifting positions."""
-    cfg = vm.tiny_config("qwen2_5_vl", toy_tok)
+    cfg = vlm.tiny_config("qwen2_5_vl", toy_tok)
     ids = torch.tensor([1] + [cfg.video_token_id] * 7 + [2])
     with pytest.raises(ValueError, match="do not match"):
-        vm.rope_positions(ids, torch.tensor([[2, 4, 4]]), 1.0, cfg)
+        vlm.rope_positions(ids, torch.tensor([[2, 4, 4]]), 1.0, cfg)
 
 
 # --------------------------------------------------------------------------------------------------------- packing
@@ -183,18 +183,18 @@ def test_pack_layout(toy_tok):
         positions  c1 and c2 both start at m + 1 on the rotary rows and at P on the text row
         predictors c1: P-1, P, P+1     c2: P-1, P+3    (token 0 of every completion: the prompt's last token)
     """
-    cfg = vm.tiny_config("qwen2_5_vl", toy_tok)
+    cfg = vlm.tiny_config("qwen2_5_vl", toy_tok)
     s = make_sample(toy_tok, "qwen2_5_vl", spg=1.75)
     c1, c2 = torch.tensor([10, 11, 2]), torch.tensor([12, 13])
-    p = vm.pack([(s, [c1, c2])], cfg)
+    p = vlm.pack([(s, [c1, c2])], cfg)
     P = len(s.prompt_ids)
-    m = int(vm.rope_positions(s.prompt_ids, s.grid_thw, 1.75, cfg)[1:].max())
+    m = int(vlm.rope_positions(s.prompt_ids, s.grid_thw, 1.75, cfg)[1:].max())
     assert p.input_ids[0].tolist() == s.prompt_ids.tolist() + [10, 11, 2, 12, 13]
     assert p.segments.tolist() == [[0, P, 0, 0], [P, 3, 0, P], [P + 3, 2, 0, P]]
     text_row, rotary_row = [P, P + 1, P + 2, P, P + 1], [m + 1, m + 2, m + 3, m + 1, m + 2]
     assert p.position_ids[:, 0, P:].tolist() == [text_row] + [rotary_row] * 3
     assert p.predictors.tolist() == [P - 1, P, P + 1, P - 1, P + 3]
-    assert p.targets.tolist() == [10, 11, 2, 12, 13] and p.completion_lengths == [3, 2]
+    assert p.targets.tolist() == [10, 11, 2, 12, 13]
     assert int(p.vision_mask.sum()) == 8 and not p.vision_mask[0, P:].any()
     assert p.unflatten(torch.arange(1.0, 6.0)).tolist() == [[1, 2, 3], [4, 5, 0]]
     assert p.mask.tolist() == [[True, True, True], [True, True, False]]
@@ -203,14 +203,14 @@ def test_pack_layout(toy_tok):
 def test_block_mask_by_hand():
     """Prompt of 2, completions of 2 and 1: each completion sees the prompt and itself causally, never a sibling."""
     segments = torch.tensor([[0, 2, 0, 0], [2, 2, 0, 2], [4, 1, 0, 2]])
-    assert vm.block_mask(segments, 5).int().tolist() == [
+    assert vlm.block_mask(segments, 5).int().tolist() == [
         [1, 0, 0, 0, 0],
         [1, 1, 0, 0, 0],
         [1, 1, 1, 0, 0],
         [1, 1, 1, 1, 0],
         [1, 1, 0, 0, 1],
     ]
-    key_index, cu_q, cu_k, max_q, max_k = vm.key_layout(segments)
+    key_index, cu_q, cu_k, max_q, max_k = vlm.key_layout(segments)
     assert key_index.tolist() == [0, 1, 0, 1, 2, 3, 0, 1, 4]  # [prompt], [prompt, c1], [prompt, c2]
     assert cu_q.tolist() == [0, 2, 4, 5] and cu_k.tolist() == [0, 2, 6, 9] and (max_q, max_k) == (2, 4)
 
@@ -245,12 +245,12 @@ def test_varlen_kernel_adapts_to_each_torch_signature(params, monkeypatch):
     segments = torch.tensor([[0, 4, 0, 0], [4, 3, 0, 4], [7, 2, 0, 4]])
     g = torch.Generator().manual_seed(1)
     q, k, v = (torch.randn(9, h, 8, generator=g) for h in (4, 2, 2))
-    key_index, cu_q, cu_k, max_q, max_k = vm.key_layout(segments)
+    key_index, cu_q, cu_k, max_q, max_k = vlm.key_layout(segments)
     expected = sdpa_varlen(q, k[key_index], v[key_index], cu_q, cu_k, max_q, max_k, 0.3)
-    monkeypatch.setattr(vm, "flash_attn_varlen_func", None)
-    monkeypatch.setattr(vm, "varlen_attn", varlen_stub(params))
-    monkeypatch.setattr(vm, "VARLEN_PARAMS", params)
-    out = vm._varlen_kernel(q, k[key_index], v[key_index], cu_q, cu_k, max_q, max_k, 0.3)
+    monkeypatch.setattr(vlm, "flash_attn_varlen_func", None)
+    monkeypatch.setattr(vlm, "varlen_attn", varlen_stub(params))
+    monkeypatch.setattr(vlm, "VARLEN_PARAMS", params)
+    out = vlm._varlen_kernel(q, k[key_index], v[key_index], cu_q, cu_k, max_q, max_k, 0.3)
     torch.testing.assert_close(out, expected, atol=1e-6, rtol=1e-6)
 
 
@@ -262,14 +262,14 @@ def test_attention_gathered_keys_equal_the_block_mask_and_feed_the_prompt_gradie
     q, k, v = (torch.randn(1, h, 14, 8, generator=g, requires_grad=True) for h in (4, 2, 2))
     module = torch.nn.Module()
     module.num_key_value_groups, module.is_causal, module.training = 2, True, False
-    mask = vm.block_mask(segments, 14)[None, None]
-    ref, _ = vm.shared_prefix_attention(module, q, k, v, mask, scaling=0.3)
-    kernel = vm._varlen_kernel
-    vm._varlen_kernel = sdpa_varlen
+    mask = vlm.block_mask(segments, 14)[None, None]
+    ref, _ = vlm.shared_prefix_attention(module, q, k, v, mask, scaling=0.3)
+    kernel = vlm._varlen_kernel
+    vlm._varlen_kernel = sdpa_varlen
     try:
-        out, _ = vm.shared_prefix_attention(module, q, k, v, None, scaling=0.3, vrl_keys=vm.key_layout(segments))
+        out, _ = vlm.shared_prefix_attention(module, q, k, v, None, scaling=0.3, vrl_keys=vlm.key_layout(segments))
     finally:
-        vm._varlen_kernel = kernel
+        vlm._varlen_kernel = kernel
     torch.testing.assert_close(out, ref, atol=1e-6, rtol=1e-6)
     w = torch.randn(out.shape, generator=g)
     # the second completion's output alone: its gradient reaches the prompt's keys and its own, not its sibling's
@@ -289,13 +289,13 @@ def test_packed_logprobs_equal_the_plain_forward_of_each_completion(toy_tok, fam
     forward of each [prompt, c] alone (float32, 1e-5). path "varlen" runs the CUDA formulation on CPU (gathered
     keys, cu_seqlens, the kernel replaced by sdpa_varlen)."""
     if path == "varlen":
-        monkeypatch.setattr(vm, "_use_varlen", lambda x: True)
-        monkeypatch.setattr(vm, "_varlen_kernel", sdpa_varlen)
+        monkeypatch.setattr(vlm, "_use_varlen", lambda x: True)
+        monkeypatch.setattr(vlm, "_varlen_kernel", sdpa_varlen)
     model = tiny(family, toy_tok)
     oracle = sdpa_copy(model)
     groups = random_groups(toy_tok, family)
-    packed = vm.pack(groups, model.config)
-    ours = vm.completion_logprobs(model, packed)
+    packed = vlm.pack(groups, model.config)
+    ours = vlm.completion_logprobs(model, packed)
     ref = torch.cat([plain_logprobs(oracle, s, c) for s, cs in groups for c in cs])
     assert ours.shape == (15,)
     torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
@@ -313,9 +313,9 @@ def test_logprobs_at_the_sampling_temperature_equal_the_plain_forward(toy_tok):
     model = tiny("qwen2_5_vl", toy_tok)
     groups = random_groups(toy_tok, "qwen2_5_vl")
     with torch.no_grad():
-        ours = vm.completion_logprobs(model, vm.pack(groups, model.config), temperature=0.7)
+        ours = vlm.completion_logprobs(model, vlm.pack(groups, model.config), temperature=0.7)
         ref = torch.cat([plain_logprobs(sdpa_copy(model), s, c, temperature=0.7) for s, cs in groups for c in cs])
-        plain = vm.completion_logprobs(model, vm.pack(groups, model.config))
+        plain = vlm.completion_logprobs(model, vlm.pack(groups, model.config))
     torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
     assert not torch.allclose(ours, plain, atol=1e-3)
 
@@ -326,12 +326,12 @@ def test_vision_tower_and_prompt_run_once_per_group(toy_tok, family):
     P1 + sum(c1) + P2 + sum(c2), not G copies); Qwen3-VL's deepstack features go to the prompts' video tokens only."""
     model = tiny(family, toy_tok)
     groups = random_groups(toy_tok, family)
-    packed = vm.pack(groups, model.config)
+    packed = vlm.pack(groups, model.config)
     calls, seen = [], {}
     model.model.visual.register_forward_hook(lambda *a: calls.append(1))
     model.model.language_model.register_forward_pre_hook(lambda m, a, kw: seen.update(kw), with_kwargs=True)
     with torch.no_grad():
-        vm.completion_logprobs(model, packed)
+        vlm.completion_logprobs(model, packed)
     assert len(calls) == 1
     assert seen["inputs_embeds"].shape[1] == sum(len(s.prompt_ids) + sum(map(len, cs)) for s, cs in groups)
     if family == "qwen3_vl":
@@ -351,8 +351,8 @@ def test_a_completion_holding_a_video_pad_token_is_just_a_token(toy_tok, family)
     with_pad = torch.tensor([10, 11, model.config.video_token_id, 12])
     without = torch.tensor([10, 11, 13, 12])
     with torch.no_grad():
-        a = vm.completion_logprobs(model, vm.pack([(s, [with_pad])], model.config))
-        b = vm.completion_logprobs(model, vm.pack([(s, [without])], model.config))
+        a = vlm.completion_logprobs(model, vlm.pack([(s, [with_pad])], model.config))
+        b = vlm.completion_logprobs(model, vlm.pack([(s, [without])], model.config))
     assert torch.isfinite(a).all()
     torch.testing.assert_close(a[:2], b[:2])
     assert not torch.equal(a[3:], b[3:])
@@ -361,133 +361,17 @@ def test_a_completion_holding_a_video_pad_token_is_just_a_token(toy_tok, family)
 def test_lm_head_runs_in_chunks(toy_tok, monkeypatch):
     """With LOGIT_CHUNK = 4 the LM head never sees more than 4 rows, and nothing changes."""
     model = tiny("qwen2_5_vl", toy_tok)
-    packed = vm.pack(random_groups(toy_tok, "qwen2_5_vl"), model.config)
-    whole = vm.completion_logprobs(model, packed)
+    packed = vlm.pack(random_groups(toy_tok, "qwen2_5_vl"), model.config)
+    whole = vlm.completion_logprobs(model, packed)
     whole.sum().backward()
     g_whole = grads(model)
     model.zero_grad()
     rows = []
     model.lm_head.register_forward_hook(lambda m, a, out: rows.append(a[0].shape[0]))
-    monkeypatch.setattr(vm, "LOGIT_CHUNK", 4)
-    chunked = vm.completion_logprobs(model, packed)
+    monkeypatch.setattr(vlm, "LOGIT_CHUNK", 4)
+    chunked = vlm.completion_logprobs(model, packed)
     chunked.sum().backward()
     assert max(rows) == 4 and sum(rows) == 2 * 15  # forward, then the checkpointed recompute in backward
     torch.testing.assert_close(chunked, whole)
     for name, g in grads(model).items():
         torch.testing.assert_close(g, g_whole[name], msg=name)
-
-
-# --------------------------------------------------------------------------------------------------------- rollouts
-
-@pytest.mark.parametrize("family", FAMS)
-def test_greedy_sampling_equals_generate(toy_tok, family):
-    """Two prompts of different lengths (left-padded prefill, cache forked G = 2 ways) decode exactly what HF's
-    generate(do_sample=False) decodes for each prompt alone, given the same explicit positions (generate continues
-    them at last + 1 = max + 1) and the vision pads suppressed."""
-    model = tiny(family, toy_tok)
-    oracle = sdpa_copy(model)
-    prompts = [make_sample(toy_tok, family, question="Where is the red circle?", seed=0, spg=1.75),
-               make_sample(toy_tok, family, (4, 4, 4), question="Is it blue?", seed=1)]
-    eos, pad = toy_tok.eos_token_id, toy_tok.pad_token_id
-    out = vm.sample(model, prompts, group_size=2, max_new_tokens=10, temperature=0, eos_token_id=eos,
-                    pad_token_id=pad)
-    for b, s in enumerate(prompts):
-        pos = vm.rope_positions(s.prompt_ids, s.grid_thw, s.second_per_grid, model.config)[:, None]
-        want = oracle.generate(input_ids=s.prompt_ids[None], pixel_values_videos=s.pixel_values,
-                               video_grid_thw=s.grid_thw, position_ids=pos, max_new_tokens=10, do_sample=False,
-                               eos_token_id=eos, pad_token_id=pad,
-                               suppress_tokens=[model.config.video_token_id, model.config.image_token_id])
-        want = want[0, len(s.prompt_ids):]
-        for c in out.completions()[2 * b: 2 * b + 2]:
-            assert c.tolist() == want[:len(c)].tolist() and (len(c) == len(want) or want[len(c) - 1] == eos)
-
-
-def test_seeded_sampling_is_reproducible(toy_tok):
-    model = tiny("qwen3_vl", toy_tok)
-    prompts = [make_sample(toy_tok, "qwen3_vl", seed=0), make_sample(toy_tok, "qwen3_vl", seed=1)]
-    run = lambda seed, top_p: vm.sample(model, prompts, 3, 8, temperature=1.0, top_p=top_p, seed=seed)
-    a, b, c = run(0, 1.0), run(0, 1.0), run(1, 1.0)
-    assert torch.equal(a.ids, b.ids) and torch.equal(a.logprobs, b.logprobs)
-    assert not torch.equal(a.ids, c.ids)
-    assert torch.equal(run(5, 0.5).ids, run(5, 0.5).ids)
-
-
-def test_rollout_lengths_truncation_and_padding(toy_tok):
-    """Length counts up to and including EOS; past it the ids are pad and the log-probs 0; a completion without EOS
-    has the full length and is flagged truncated."""
-    model = tiny("qwen2_5_vl", toy_tok)
-    eos, pad = toy_tok.eos_token_id, toy_tok.pad_token_id
-    bias = torch.zeros(len(toy_tok))
-    bias[eos] = 5.0  # p(EOS) about 1/4 a step, so both kinds occur
-    model.lm_head.bias = torch.nn.Parameter(bias)
-    r = vm.sample(model, [make_sample(toy_tok, "qwen2_5_vl")], 8, 6, temperature=1.0, seed=3)
-    assert r.ids.shape == r.logprobs.shape == (8, 6)
-    assert r.truncated.any() and (~r.truncated).any()
-    for row, lp, n, cut in zip(r.ids, r.logprobs, r.lengths.tolist(), r.truncated.tolist()):
-        if cut:
-            assert n == 6 and eos not in row.tolist()
-        else:
-            assert row[n - 1] == eos and eos not in row[:n - 1].tolist()
-        assert (row[n:] == pad).all() and (lp[n:] == 0).all() and (lp[:n] < 0).all()
-
-
-def test_sampling_never_emits_a_vision_pad(toy_tok):
-    """The LM head rigged so a vision pad always has the top logit (+-v on the two pad rows, 0 elsewhere)."""
-    model = tiny("qwen2_5_vl", toy_tok)
-    with torch.no_grad():
-        v = torch.randn(model.lm_head.weight.shape[1])
-        model.lm_head.weight.zero_()
-        model.lm_head.weight[model.config.video_token_id] = v
-        model.lm_head.weight[model.config.image_token_id] = -v
-    prompts = [make_sample(toy_tok, "qwen2_5_vl")]
-    for temperature in (0, 1.0):
-        r = vm.sample(model, prompts, 4, 6, temperature=temperature, seed=0)
-        pads = {model.config.video_token_id, model.config.image_token_id}
-        assert not pads & set(r.ids.flatten().tolist())
-
-
-def test_the_sampler_draws_from_the_top_p_head_and_reports_its_log_prob():
-    """Probabilities 0.5, 0.3, 0.15, 0.05 (token 4, a vision pad, would be the best): top_p 0.7 keeps the head
-    0.5 + 0.3 and renormalises it, so token 0 has log-prob log(0.5 / 0.8); greedy reports the raw log-softmax."""
-    logits = torch.tensor([[0.5, 0.3, 0.15, 0.05, 100.0]]).log().repeat(2000, 1)
-    banned = torch.tensor([4])
-    token, logp = vm._pick(logits, 1.0, 0.7, banned, torch.Generator().manual_seed(0))
-    assert set(token.tolist()) == {0, 1} and 0.55 < (token == 0).float().mean() < 0.7
-    torch.testing.assert_close(logp[token == 0], torch.full_like(logp[token == 0], 0.625).log())
-    token, logp = vm._pick(logits[:1], 0, 1.0, banned, None)
-    assert token.tolist() == [0] and torch.allclose(logp, torch.tensor(0.5).log())
-
-
-# ------------------------------------------------------------------------------------------------------------ FSDP2
-
-def test_fsdp2_sharded_model_gives_the_same_rollouts_logprobs_and_gradients(toy_tok):
-    """train.py's sharding (each vision block, each decoder layer, then the root) in a world of one on CPU. The root's
-    own weights (embeddings, LM head, vision merger) are gathered only around a root forward, which sample and
-    completion_logprobs run inside; a rollout comes first, as in training."""
-    dist = pytest.importorskip("torch.distributed")
-    from torch.distributed.device_mesh import init_device_mesh
-    from torch.distributed.fsdp import fully_shard
-    if dist.is_initialized():
-        pytest.skip("a process group already exists")
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1)
-    try:
-        model = tiny("qwen3_vl", toy_tok)
-        plain = copy.deepcopy(model)
-        mesh = init_device_mesh("cpu", (1,))
-        for block in model.model.visual.blocks:
-            fully_shard(block, mesh=mesh)
-        for layer in model.model.language_model.layers:
-            fully_shard(layer, mesh=mesh)
-        fully_shard(model, mesh=mesh)
-        groups = random_groups(toy_tok, "qwen3_vl")
-        prompts = [s for s, _ in groups]
-        assert torch.equal(vm.sample(model, prompts, 2, 5, seed=0).ids, vm.sample(plain, prompts, 2, 5, seed=0).ids)
-        packed = vm.pack(groups, plain.config)
-        ours, ref = vm.completion_logprobs(model, packed), vm.completion_logprobs(plain, packed)
-        torch.testing.assert_close(ours, ref)
-        ours.sum().backward()
-        ref.sum().backward()
-        for (name, p), q in zip(model.named_parameters(), plain.parameters()):
-            torch.testing.assert_close(p.grad.full_tensor(), q.grad, msg=name)
-    finally:
-        dist.destroy_process_group()

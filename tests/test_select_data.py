@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import data
-import model as vmodel
+import model as vlm
 import rewards
 import select_data as sd
 
@@ -95,26 +95,6 @@ def test_select_top_n_and_counts():
     assert table.splitlines()[-1].split() == ["all", "6", "2", "1", "0", "1", "1", "1"]
 
 
-def test_load_rows_keeps_lines_and_fails_bad_rows(tmp_path):
-    (tmp_path / "videos").mkdir()
-    (tmp_path / "videos" / "a.mp4").write_bytes(b"not checked here: duration is given")
-    lines = [
-        '{"id": "a", "video": "videos/a.mp4", "task": "mcq",  "question": "q?", "options": ["x", "y"], '
-        '"answer": "A", "duration": 4.0}',
-        '{"id":"b","video":"videos/missing.mp4","task":"mcq","question":"q?","options":["x","y"],"answer":"B",'
-        '"duration":4.0}',
-        "not json",
-        '{"id": ["c"], "video": "videos/a.mp4", "task": "mcq"}',
-    ]
-    src = tmp_path / "train.jsonl"
-    src.write_text("\n".join(lines) + "\n\n")
-    rows, raw, failed = sd.load_rows(src, tmp_path / "bad.txt")
-    assert [r["id"] for r in rows] == ["a"] and rows[0]["video"] == str(tmp_path / "videos" / "a.mp4")
-    assert raw == {"a": lines[0]}  # as written: relative path, odd spacing
-    assert [(i, t) for i, t, _ in failed] == [("b", "mcq"), ("line 3", "?"), ("line 4", "mcq")]
-    assert "file not found" in failed[0][2] and "not valid JSON" in failed[1][2]
-
-
 def test_write_outputs_copies_original_lines(tmp_path):
     lines = {"a": '{"id": "a",  "video": "videos/a.mp4"}', "b": '{"id":"b","video":"videos/b.mp4"}'}
     sel = sd.select([{"id": "a", "task": "mcq", "rewards": MCQ_ALL_RIGHT},
@@ -161,15 +141,15 @@ def warm_model(tmp_path_factory, toy_dir, toy_tok):
     `<think></think><answer>..</answer>` often, and at temperature 1 its letters and times vary (a random init
     never reaches the answer tags, so every reward would be 0 and nothing would vary)."""
     torch.manual_seed(0)
-    policy = vmodel.load_model(vmodel.tiny_config("qwen2_5_vl", toy_tok))
+    policy = vlm.load_model(vlm.tiny_config("qwen2_5_vl", toy_tok))
     rows = data.load_jsonl(str(toy_dir / "train.jsonl"))
     samples = [data.prepare_sample(r, toy_tok, "qwen2_5_vl", data.VideoConfig(max_frames=4)) for r in rows]
     eos = toy_tok.convert_tokens_to_ids("<|im_end|>")
-    packed = vmodel.pack([(s, [torch.tensor(toy_tok.encode(short_target(s.row)) + [eos])]) for s in samples],
+    packed = vlm.pack([(s, [torch.tensor(toy_tok.encode(short_target(s.row)) + [eos])]) for s in samples],
                          policy.config)
     opt = torch.optim.Adam(policy.parameters(), lr=1e-2)
     for _ in range(40):
-        loss = -vmodel.completion_logprobs(policy, packed).mean()
+        loss = -vlm.completion_logprobs(policy, packed).mean()
         opt.zero_grad()
         loss.backward()
         opt.step()
@@ -242,8 +222,8 @@ def test_select_resume_recomputes_only_missing(first_run, warm_model, toy_with_b
     head = files["partial"].decode().splitlines()[:3]  # settings + the first 2 results
     sd.out_paths(resumed)["partial"].write_text("\n".join(head) + "\n" + head[-1][:10])  # + a torn line
     sampled = []
-    real_sample = vmodel.sample
-    monkeypatch.setattr(vmodel, "sample", lambda m, prompts, *a, **kw: sampled.extend(p.id for p in prompts)
+    real_sample = vlm.sample
+    monkeypatch.setattr(vlm, "sample", lambda m, prompts, *a, **kw: sampled.extend(p.id for p in prompts)
                         or real_sample(m, prompts, *a, **kw))
     again = run_select(warm_model, toy_with_bad_rows, resumed)
     done = {json.loads(line)["id"] for line in head[1:]}

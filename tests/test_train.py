@@ -15,8 +15,8 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoTokenizer, Qwen2_5_VLForConditionalGeneration
 
-import data
 import model as vlm
+from toy import make_toy, toy_tokenizer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ENV = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
@@ -38,8 +38,8 @@ def metrics(run_dir):
 def toy(tmp_path_factory):
     """A small toy split and a tiny random Qwen2.5-VL saved in HF format."""
     root = tmp_path_factory.mktemp("toy")
-    data.make_toy(str(root / "data"), n=12, seed=0)
-    tokenizer = data.toy_tokenizer()
+    make_toy(str(root / "data"), n=12, seed=0)
+    tokenizer = toy_tokenizer()
     torch.manual_seed(0)
     vlm.load_model(vlm.tiny_config("qwen2_5_vl", tokenizer)).save_pretrained(root / "init")
     tokenizer.save_pretrained(root / "init")
@@ -67,7 +67,7 @@ def test_torchrun_two_processes_fsdp2_checkpoint_loads(toy, warm, tmp_path):
     checkpointing (a 7B run's settings): 2 steps, then a checkpoint in HF format whose full (gathered) weights load
     with from_pretrained and differ from the starting weights."""
     out = tmp_path / "ddp"
-    run(["torchrun", "--nproc_per_node", "2", "--master_port", "29533", "train.py",
+    run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "train.py",
          *grpo_args(toy, out, "--steps", "2", "--save_every", "2"), "--dtype", "bfloat16",
          "--grad_checkpointing", "true"], cwd=ROOT)
     ckpt = out / "checkpoint-2"
@@ -169,3 +169,16 @@ def test_non_finite_loss_skips_the_update(toy, warm, tmp_path):
     start = load_file(warm / "checkpoint-60" / "model.safetensors")
     end = load_file(out / "checkpoint-2" / "model.safetensors")
     assert all(torch.equal(start[k], end[k]) for k in start)
+
+
+def test_every_entry_point_takes_dashes_and_underscores_alike():
+    """One flag convention (dashes) for train, select_data and eval; the underscore spelling is accepted too."""
+    import eval as ev
+    import select_data as sd
+    import train
+
+    for spelling in ("--max-new-tokens", "--max_new_tokens"):
+        assert train.parse_config([spelling, "7", "--batch-size", "2"]).max_new_tokens == 7
+        assert sd.parse_args(["--model", "m", "--data", "d", "--out", "o", spelling, "7"]).max_new_tokens == 7
+        assert ev.parse_args(["--model", "m", "--data", "d", spelling, "7"]).max_new_tokens == 7
+    assert train.parse_config(["--grad-checkpointing", "true"]).grad_checkpointing is True

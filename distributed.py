@@ -1,0 +1,78 @@
+"""Processes: one set-up for train.py, select_data.py and eval.py, FSDP2 sharding, and the few collectives.
+
+Under torchrun each process reads its rank from the environment and joins one process group (nccl on GPUs, gloo on
+CPUs). Under plain `python` the same code is a world of one: train.py still asks for a group (FSDP2 needs one even
+for a single process), made on a free local port without touching os.environ; select_data.py and eval.py need none.
+"""
+
+import os
+import socket
+
+import torch
+import torch.distributed as dist
+from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
+
+
+def init(need_group=False, timeout=None):
+    """-> (rank, world, device). need_group: make a one-process group under plain python too. timeout: how long a
+    collective may wait (a timedelta; None keeps torch's default)."""
+    cuda = torch.cuda.is_available()
+    backend = "nccl" if cuda else "gloo"
+    if "RANK" in os.environ:  # torchrun
+        if cuda:
+            torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
+        if not dist.is_initialized():
+            dist.init_process_group(backend, timeout=timeout)
+    elif need_group and not dist.is_initialized():  # (the toy default trains twice in one process)
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        dist.init_process_group(backend, init_method=f"tcp://127.0.0.1:{port}", rank=0, world_size=1,
+                                timeout=timeout)
+    device = torch.device("cuda", torch.cuda.current_device()) if cuda else torch.device("cpu")
+    if not dist.is_initialized():
+        return 0, 1, device
+    return dist.get_rank(), dist.get_world_size(), device
+
+
+def gather(items):
+    """Every rank's list -> their concatenation, in rank order, on rank 0 ([] on the others)."""
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return list(items)
+    parts = [None] * dist.get_world_size() if dist.get_rank() == 0 else None
+    dist.gather_object(list(items), parts, dst=0)
+    return [x for part in parts for x in part] if dist.get_rank() == 0 else []
+
+
+def close():
+    if dist.is_initialized():
+        dist.destroy_process_group()
+
+
+def shard(module, mesh, compute_dtype):
+    """FSDP2: each decoder layer and vision block is a unit, the root holds the rest (embeddings, head, merger).
+    Parameters are kept as they are stored; forward and backward run in compute_dtype, gradients reduce in float32."""
+    mp = MixedPrecisionPolicy(param_dtype=compute_dtype, reduce_dtype=torch.float32)
+    for block in module.model.visual.blocks:
+        fully_shard(block, mesh=mesh, mp_policy=mp)
+    for layer in module.model.language_model.layers:
+        fully_shard(layer, mesh=mesh, mp_policy=mp)
+    fully_shard(module, mesh=mesh, mp_policy=mp)
+    return module
+
+
+def gathered_for_rollout(module, gather):
+    """Gather (True) or re-shard (False) every FSDP unit: decoding then runs no collective per token."""
+    for m in module.modules():
+        if isinstance(m, FSDPModule):
+            if m is not module:  # the root never re-shards after forward: FSDP2 keeps it gathered for backward
+                m.set_reshard_after_forward(not gather, recurse=False)
+            m.unshard() if gather else m.reshard()
+
+
+def all_reduce_mean(values, device):
+    """Mean over ranks of a dict of floats (only metrics cross ranks)."""
+    keys = sorted(values)
+    t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=device)
+    dist.all_reduce(t)
+    return {k: v / dist.get_world_size() for k, v in zip(keys, t.tolist())}

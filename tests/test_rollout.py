@@ -1,0 +1,124 @@
+"""model.py's rollout sampler as worked examples: greedy against `generate`, seeded draws, lengths and truncation,
+never a vision pad, top-p; and the sampler and packed log-probs under FSDP2 (a world of one, CPU)."""
+
+import copy
+
+import pytest
+import torch
+
+import model as vlm
+from test_model import FAMS, free_port, make_sample, random_groups, sdpa_copy, tiny
+
+
+# --------------------------------------------------------------------------------------------------------- rollouts
+
+@pytest.mark.parametrize("family", FAMS)
+def test_greedy_sampling_equals_generate(toy_tok, family):
+    """Two prompts of different lengths (left-padded prefill, cache forked G = 2 ways) decode exactly what HF's
+    generate(do_sample=False) decodes for each prompt alone, given the same explicit positions (generate continues
+    them at last + 1 = max + 1) and the vision pads suppressed."""
+    model = tiny(family, toy_tok)
+    oracle = sdpa_copy(model)
+    prompts = [make_sample(toy_tok, family, question="Where is the red circle?", seed=0, spg=1.75),
+               make_sample(toy_tok, family, (4, 4, 4), question="Is it blue?", seed=1)]
+    eos, pad = toy_tok.eos_token_id, toy_tok.pad_token_id
+    out = vlm.sample(model, prompts, group_size=2, max_new_tokens=10, temperature=0, eos_token_id=eos,
+                    pad_token_id=pad)
+    for b, s in enumerate(prompts):
+        pos = vlm.rope_positions(s.prompt_ids, s.grid_thw, s.second_per_grid, model.config)[:, None]
+        want = oracle.generate(input_ids=s.prompt_ids[None], pixel_values_videos=s.pixel_values,
+                               video_grid_thw=s.grid_thw, position_ids=pos, max_new_tokens=10, do_sample=False,
+                               eos_token_id=eos, pad_token_id=pad,
+                               suppress_tokens=[model.config.video_token_id, model.config.image_token_id])
+        want = want[0, len(s.prompt_ids):]
+        for c in out.completions()[2 * b: 2 * b + 2]:
+            assert c.tolist() == want[:len(c)].tolist() and (len(c) == len(want) or want[len(c) - 1] == eos)
+
+
+def test_seeded_sampling_is_reproducible(toy_tok):
+    model = tiny("qwen3_vl", toy_tok)
+    prompts = [make_sample(toy_tok, "qwen3_vl", seed=0), make_sample(toy_tok, "qwen3_vl", seed=1)]
+    run = lambda seed, top_p: vlm.sample(model, prompts, 3, 8, temperature=1.0, top_p=top_p, seed=seed)
+    a, b, c = run(0, 1.0), run(0, 1.0), run(1, 1.0)
+    assert torch.equal(a.ids, b.ids) and torch.equal(a.lengths, b.lengths)
+    assert not torch.equal(a.ids, c.ids)
+    assert torch.equal(run(5, 0.5).ids, run(5, 0.5).ids)
+
+
+def test_rollout_lengths_truncation_and_padding(toy_tok):
+    """Length counts up to and including EOS; past it the ids are pad; a completion without EOS has the full length
+    and is flagged truncated."""
+    model = tiny("qwen2_5_vl", toy_tok)
+    eos, pad = toy_tok.eos_token_id, toy_tok.pad_token_id
+    bias = torch.zeros(len(toy_tok))
+    bias[eos] = 5.0  # p(EOS) about 1/4 a step, so both kinds occur
+    model.lm_head.bias = torch.nn.Parameter(bias)
+    r = vlm.sample(model, [make_sample(toy_tok, "qwen2_5_vl")], 8, 6, temperature=1.0, seed=3)
+    assert r.ids.shape == (8, 6)
+    assert r.truncated.any() and (~r.truncated).any()
+    for row, n, cut in zip(r.ids, r.lengths.tolist(), r.truncated.tolist()):
+        if cut:
+            assert n == 6 and eos not in row.tolist()
+        else:
+            assert row[n - 1] == eos and eos not in row[:n - 1].tolist()
+        assert (row[n:] == pad).all()
+
+
+def test_sampling_never_emits_a_vision_pad(toy_tok):
+    """The LM head rigged so a vision pad always has the top logit (+-v on the two pad rows, 0 elsewhere)."""
+    model = tiny("qwen2_5_vl", toy_tok)
+    with torch.no_grad():
+        v = torch.randn(model.lm_head.weight.shape[1])
+        model.lm_head.weight.zero_()
+        model.lm_head.weight[model.config.video_token_id] = v
+        model.lm_head.weight[model.config.image_token_id] = -v
+    prompts = [make_sample(toy_tok, "qwen2_5_vl")]
+    for temperature in (0, 1.0):
+        r = vlm.sample(model, prompts, 4, 6, temperature=temperature, seed=0)
+        pads = {model.config.video_token_id, model.config.image_token_id}
+        assert not pads & set(r.ids.flatten().tolist())
+
+
+def test_the_sampler_draws_from_the_top_p_head():
+    """Probabilities 0.5, 0.3, 0.15, 0.05 (token 4, a vision pad, would be the best): top_p 0.7 keeps the head
+    0.5 + 0.3 and renormalises it, so token 0 is drawn with probability 0.5 / 0.8 = 0.625; greedy takes token 0."""
+    logits = torch.tensor([[0.5, 0.3, 0.15, 0.05, 100.0]]).log().repeat(2000, 1)
+    banned = torch.tensor([4])
+    token = vlm._pick(logits, 1.0, 0.7, banned, torch.Generator().manual_seed(0))
+    assert set(token.tolist()) == {0, 1} and 0.58 < (token == 0).float().mean() < 0.67
+    assert vlm._pick(logits[:1], 0, 1.0, banned, None).tolist() == [0]
+
+
+# ------------------------------------------------------------------------------------------------------------ FSDP2
+
+def test_fsdp2_sharded_model_gives_the_same_rollouts_logprobs_and_gradients(toy_tok):
+    """train.py's sharding (each vision block, each decoder layer, then the root) in a world of one on CPU. The root's
+    own weights (embeddings, LM head, vision merger) are gathered only around a root forward, which sample and
+    completion_logprobs run inside; a rollout comes first, as in training."""
+    dist = pytest.importorskip("torch.distributed")
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.fsdp import fully_shard
+    if dist.is_initialized():
+        pytest.skip("a process group already exists")
+    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{free_port()}", rank=0, world_size=1)
+    try:
+        model = tiny("qwen3_vl", toy_tok)
+        plain = copy.deepcopy(model)
+        mesh = init_device_mesh("cpu", (1,))
+        for block in model.model.visual.blocks:
+            fully_shard(block, mesh=mesh)
+        for layer in model.model.language_model.layers:
+            fully_shard(layer, mesh=mesh)
+        fully_shard(model, mesh=mesh)
+        groups = random_groups(toy_tok, "qwen3_vl")
+        prompts = [s for s, _ in groups]
+        assert torch.equal(vlm.sample(model, prompts, 2, 5, seed=0).ids, vlm.sample(plain, prompts, 2, 5, seed=0).ids)
+        packed = vlm.pack(groups, plain.config)
+        ours, ref = vlm.completion_logprobs(model, packed), vlm.completion_logprobs(plain, packed)
+        torch.testing.assert_close(ours, ref)
+        ours.sum().backward()
+        ref.sum().backward()
+        for (name, p), q in zip(model.named_parameters(), plain.parameters()):
+            torch.testing.assert_close(p.grad.full_tensor(), q.grad, msg=name)
+    finally:
+        dist.destroy_process_group()

@@ -1,0 +1,172 @@
+"""The synthetic toy world: short clips of coloured shapes sliding across a dark frame, with questions whose
+answers come from the generator's own parameters, and a small real tokenizer for its texts.
+
+    python toy.py --out toy --n 64 --seed 0      # 48 train / 16 test clips (64x64 mp4) + toy/tokenizer
+
+It exists so that the whole method (SFT warm start, GRPO, selection, eval) runs end to end on a CPU in minutes,
+with the three tasks of the paper keeping their nature: mcq asks a colour, tvg a time span, gqa both.
+"""
+
+import argparse
+import json
+import os
+import random
+
+import av
+import numpy as np
+
+from data import SYSTEM, TASKS, letters, target_text, user_text
+
+COLOURS = {"red": (220, 40, 40), "green": (40, 190, 60), "blue": (50, 90, 230), "yellow": (230, 210, 40)}
+KINDS = ("circle", "square")
+TOY_FPS, TOY_SIZE, TOY_BACKGROUND = 4, 64, (24, 24, 24)
+
+
+def toy_scene(rng: random.Random, task: str) -> dict:
+    """A clip of 4-8 s with one or two shapes of distinct colours, each visible on [start, end) (a 0.5 s grid,
+    >= 1 s long) while sliding horizontally, left or right (two shapes move in opposite directions)."""
+    duration = rng.randint(4, 8)
+    n = 1 if task == "tvg" and rng.random() < 0.5 else 2
+    while True:
+        shapes = []
+        directions = rng.sample(["left", "right"], 2)
+        for colour, y, direction in zip(rng.sample(list(COLOURS), n), rng.sample([18, 46], n), directions):
+            a = rng.randint(0, 2 * duration - 2)  # half seconds
+            b = rng.randint(a + 2, 2 * duration)
+            shape = dict(colour=colour, kind=rng.choice(KINDS), y=y, direction=direction, start=a / 2, end=b / 2)
+            shapes.append(shape)
+        if n == 1 or shapes[0]["start"] != shapes[1]["start"]:  # "appears first" must be well defined
+            return dict(duration=duration, shapes=shapes)
+
+
+def toy_row(scene: dict, task: str, rng: random.Random, rid: str, video: str) -> dict:
+    """Question and ground truth of a scene, from the generator's own parameters."""
+    row = dict(id=rid, video=video, task=task, duration=float(scene["duration"]))
+    shapes, options = scene["shapes"], list(COLOURS)
+    if task == "mcq":
+        direction = rng.choice(["left", "right"])
+        shape = next(s for s in shapes if s["direction"] == direction)
+        row["question"] = f"What colour is the shape that moves {direction}?"
+    elif task == "tvg":
+        shape = rng.choice(shapes)
+        row["question"] = f"When is the {shape['colour']} {shape['kind']} visible?"
+    else:
+        which = rng.choice(["first", "last"])
+        shape = sorted(shapes, key=lambda s: s["start"])[0 if which == "first" else -1]
+        row["question"] = f"What colour is the shape that appears {which}?"
+    if task in ("mcq", "gqa"):
+        row["options"], row["answer"] = options, letters(4)[options.index(shape["colour"])]
+    if task in ("tvg", "gqa"):
+        row["segment"] = [shape["start"], shape["end"]]
+    return row
+
+
+def toy_frames(scene: dict) -> np.ndarray:
+    """Render a scene at TOY_FPS -> uint8 [T, 64, 64, 3]. A shape crosses 36 px during its visible interval."""
+    T = TOY_FPS * scene["duration"]
+    frames = np.empty((T, TOY_SIZE, TOY_SIZE, 3), np.uint8)
+    frames[:] = TOY_BACKGROUND
+    yy, xx = np.mgrid[:TOY_SIZE, :TOY_SIZE]
+    for s in scene["shapes"]:
+        for k in range(T):
+            if s["start"] <= k / TOY_FPS < s["end"]:
+                p = (k / TOY_FPS - s["start"]) / (s["end"] - s["start"])
+                x = 14 + 36 * p if s["direction"] == "right" else 50 - 36 * p
+                if s["kind"] == "circle":
+                    mask = (xx - x) ** 2 + (yy - s["y"]) ** 2 <= 81
+                else:
+                    mask = (np.abs(xx - x) <= 8) & (np.abs(yy - s["y"]) <= 8)
+                frames[k][mask] = COLOURS[s["colour"]]
+    return frames
+
+
+def write_mp4(path: str, frames: np.ndarray, fps: int) -> None:
+    """H.264 at crf 1 (near lossless), yuv420p, one thread (deterministic bytes)."""
+    with av.open(path, "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        stream.options = {"crf": "1", "threads": "1"}
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+
+
+def make_toy(out: str, n: int = 64, seed: int = 0) -> tuple[str, str]:
+    """Write the toy dataset: out/videos/toy_XXXXX.mp4, out/train.jsonl (first n - n//4 clips),
+    out/test.jsonl (last n//4), out/tokenizer. Clip i has task TASKS[i % 3] and depends only on (seed, i)."""
+    os.makedirs(os.path.join(out, "videos"), exist_ok=True)
+    rows = []
+    for i in range(n):
+        rng, task = random.Random(f"toy-{seed}-{i}"), TASKS[i % 3]
+        scene, video = toy_scene(rng, task), f"videos/toy_{i:05d}.mp4"
+        write_mp4(os.path.join(out, video), toy_frames(scene), TOY_FPS)
+        rows.append(toy_row(scene, task, rng, f"toy-{i:05d}", video))
+    n_train = n - n // 4
+    for name, part in (("train.jsonl", rows[:n_train]), ("test.jsonl", rows[n_train:])):
+        with open(os.path.join(out, name), "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(r) + "\n" for r in part)
+    toy_tokenizer().save_pretrained(os.path.join(out, "tokenizer"))
+    return os.path.join(out, "train.jsonl"), os.path.join(out, "test.jsonl")
+
+
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>"]
+SPECIAL_TOKENS += ["<|video_pad|>", "<|image_pad|>"]
+TAG_TOKENS = ["<think>", "</think>", "<answer>", "</answer>"]
+# Qwen2's pre-tokenizer regex: letters in words, every digit alone, punctuation runs, whitespace runs.
+QWEN_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
+
+
+def toy_corpus() -> list[str]:
+    """Every kind of text the toy world produces: prompts and targets of 300 scenes, timestamps 0.0-20.0."""
+    texts = [f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n", "<|im_end|>\n<|im_start|>assistant\n"]
+    for i in range(300):
+        rng, task = random.Random(f"corpus-{i}"), TASKS[i % 3]
+        row = toy_row(toy_scene(rng, task), task, rng, "", "")
+        texts += [user_text(row), target_text(row)]
+    return texts + [f"<{t / 10:.1f} seconds>" for t in range(201)]
+
+
+def toy_tokenizer():
+    """A small real tokenizer for the toy world, as a transformers PreTrainedTokenizerFast.
+
+    Vocab (458 ids): the 7 Qwen special tokens (ids 0-6: <|endoftext|> = pad, <|im_start|>, <|im_end|> = eos,
+    <|vision_start|>, <|vision_end|>, <|video_pad|>, <|image_pad|>), the 256 byte-level symbols (so ANY text
+    round-trips), byte-level BPE merges learned deterministically from toy_corpus() (vocab_size 512 caps them; the
+    corpus runs out first), and the 4 tags <think> </think> <answer> </answer> as single (non-special) tokens.
+    Pre-tokenization is Qwen2's, so digits are single tokens: "12.5 to 17.0" -> 1 2 . 5 ' to' ' ' 1 7 . 0.
+    """
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.Split(Regex(QWEN_SPLIT), "isolated"), pre_tokenizers.ByteLevel(False, use_regex=False)]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=512,
+        special_tokens=SPECIAL_TOKENS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(toy_corpus(), trainer)
+    tok.add_tokens(TAG_TOKENS)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", extra_special_tokens=SPECIAL_TOKENS
+    )
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description="write the synthetic toy dataset")
+    parser.add_argument("--out", default="toy")
+    parser.add_argument("--n", type=int, default=64, help="clips: the first n - n//4 train, the rest test")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    train, test = make_toy(args.out, args.n, args.seed)
+    print(f"wrote {train}, {test} and {args.out}/tokenizer")
+
+
+if __name__ == "__main__":
+    main()
