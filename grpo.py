@@ -19,7 +19,8 @@ completion i (only completion tokens: up to and including EOS, padding and promp
 In "dr_grpo", N counts every completion and L_max is a constant, the generation limit (max_new_tokens), as in TRL
 (whose max_completion_length is that limit) and in the Dr. GRPO paper (Liu et al. 2025, "Understanding R1-Zero-Like
 Training"): each token weighs the same whatever its completion's length, and unlike "token" the normaliser does
-not depend on how long the batch's completions are. Dr. GRPO as the paper defines it is both changes together: scale=False and "dr_grpo".
+not depend on how long the batch's completions are. Dr. GRPO as the paper defines it is both changes together:
+scale=False and "dr_grpo".
 
 A group whose G rewards are all equal carries no signal: its advantages are exactly 0 and it is counted.
 
