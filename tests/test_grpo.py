@@ -206,8 +206,8 @@ def kl_token(d, kl_clamp, dtype=torch.float64):
 def test_kl_cap_of_ten():
     """ref - logp = 6: k3 = e^6 - 6 - 1 = 396.428793 uncapped, with gradient d k3 / d logp = -(e^6 - 1) = -402.428793;
     capped at 10 (the default, verl's low_var_kl bound): loss 10, no gradient, logged kl 10. Below the cap nothing
-    changes: d = ln 2 gives 2 - ln 2 - 1 = 0.306853 and gradient -(2 - 1) either way. d = 100 in float32: e^100 overflows, the capped
-    token still gives 10 and a zero gradient (not nan)."""
+    changes: d = ln 2 gives 2 - ln 2 - 1 = 0.306853 and gradient -(2 - 1) either way. d = 100 in float32: e^100
+    overflows, the capped token still gives 10 and a zero gradient (not nan)."""
     loss, grad, stats = kl_token(6.0, None)
     assert (loss, grad) == pytest.approx((396.428793, -402.428793), abs=1e-6)
     loss, grad, stats = kl_token(6.0, 10.0)
