@@ -4,23 +4,38 @@ For each prompt, G completions o_1..o_G are sampled from the old policy and scor
 completion i (only completion tokens: up to and including EOS, padding and prompt masked out):
 
     A_i     = (r_i - mean(r_1..r_G)) / (std(r_1..r_G) + eps)      group-normalised advantage, std with N - 1
-              (Dr. GRPO, scale=False: A_i = r_i - mean(r_1..r_G))
+              (scale=False: A_i = r_i - mean(r_1..r_G), Dr. GRPO's advantage)
     rho_it  = exp(logp_it - old_logp_it)                           importance ratio to the sampling policy
     pg_it   = -min(rho_it * A_i, clip(rho_it, 1 - clip_low, 1 + clip_high) * A_i)   clipped surrogate
-    kl_it   = exp(ref_it - logp_it) - (ref_it - logp_it) - 1       k3 estimate of KL(policy || reference), >= 0
+    d_it    = ref_it - logp_it
+    kl_it   = min(exp(d_it) - d_it - 1, kl_clamp)                  k3 estimate of KL(policy || reference), >= 0,
+                                                                   capped per token (kl_clamp = 10 by default)
     l_it    = pg_it + beta * kl_it
 
-    loss    = sum_it l_it / sum_i |o_i|                            aggregate="token" (default; DAPO, TRL, verl)
-            = mean_i (sum_t l_it / |o_i|)                          aggregate="sequence" (the original GRPO)
+    loss    = sum_it l_it / sum_i |o_i|                            aggregate="token" (default): TRL's "dapo"
+            = mean_i (sum_t l_it / |o_i|)                          aggregate="sequence": original GRPO, TRL's "grpo"
+            = sum_it l_it / (N * L_max)                            aggregate="dr_grpo": Dr. GRPO, TRL's "dr_grpo"
+
+In "dr_grpo", N counts every completion and L_max is a constant, the generation limit (max_new_tokens), as in TRL
+(whose max_completion_length is that limit) and in the Dr. GRPO paper (Liu et al. 2025, "Understanding R1-Zero-Like
+Training"): each token weighs the same whatever its completion's length, and unlike "token" the normaliser does
+not depend on how long the batch's completions are. Dr. GRPO as the paper defines it is both changes together:
+scale=False and "dr_grpo".
 
 A group whose G rewards are all equal carries no signal: its advantages are exactly 0 and it is counted.
 
-Defaults follow the Temporal-R1 release: G = 8, k3 KL in the loss with beta = 0.01, clip 0.2 on both sides,
-one update per batch (so old_logp is the detached current logp and rho = 1 in value, with the gradient of
-rho * A still flowing). TRL-based peers (Video-R1, open-r1) use beta = 0.04; beta = 0 drops the reference model.
+Defaults follow the Temporal-R1 release (a fork of verl): G = 8, k3 KL in the loss with beta = 0.01 and each
+token's k3 capped at 10 (verl's "low_var_kl"), clip 0.2 on both sides, one update per batch (so old_logp is the
+detached current logp and rho = 1 in value, with the gradient of rho * A still flowing). Two differences remain:
+the release averages tokens within each micro-batch of a few completions and then averages those means, so a
+token's weight depends on the micro-batch it lands in (our "token" weighs every token of the batch the same);
+and the release adds an entropy bonus (-0.001 * mean token entropy), which this loss leaves out. TRL-based
+peers (Video-R1, open-r1) use beta = 0.04; beta = 0 drops the reference model.
 """
 
 import torch
+
+AGGREGATES = ("token", "sequence", "dr_grpo")
 
 
 def group_advantages(rewards, group_size, eps=1e-6, scale=True):
@@ -42,28 +57,43 @@ def group_advantages(rewards, group_size, eps=1e-6, scale=True):
     return adv.view(-1), int(zero_var.sum())
 
 
-def kl_k3(logp, ref_logp):
-    """k3 = exp(ref - logp) - (ref - logp) - 1, elementwise, >= 0 (an unbiased estimate of KL(pi || ref) under
-    samples of pi). Computed as expm1(d) - d, the same number without the cancellation of exp(d) - 1 near 0."""
+def kl_k3(logp, ref_logp, clamp=None):
+    """k3 = exp(d) - d - 1 with d = ref - logp, elementwise, >= 0 (an unbiased estimate of KL(pi || ref) under
+    samples of pi). Computed as expm1(d) - d, the same number without the cancellation of exp(d) - 1 near 0.
+
+    clamp: cap k3 at this value (None or 0: no cap). verl's "low_var_kl" clamps k3 to [-10, 10]; k3 >= 0, so only
+    the upper end can bind. A capped token adds a constant and gets no gradient. With a cap, d is first bounded
+    above by 20 (current verl bounds it to [-20, 20], the Temporal-R1 release not at all) so that exp stays finite
+    and a capped token's zero gradient is not 0 * inf = nan; k3(20) = 4.9e8, so the bound changes no value below
+    any sensible cap."""
     d = ref_logp - logp
-    return torch.expm1(d) - d
+    if not clamp:
+        return torch.expm1(d) - d
+    d = d.clamp(max=20.0)
+    return (torch.expm1(d) - d).clamp(max=clamp)
 
 
 def policy_loss(logp, old_logp, ref_logp, advantages, mask, clip_low=0.2, clip_high=0.2, beta=0.01,
-                aggregate="token"):
+                aggregate="token", max_len=None, kl_clamp=10.0):
     """The GRPO loss of the module docstring, and statistics (python floats) for logging.
 
     logp, old_logp, ref_logp, mask: [N, T]; advantages: [N]. mask (bool or 0/1) marks completion tokens;
     masked-out positions may hold anything (even inf/nan) in the log-prob inputs: torch.where replaces them
     before any arithmetic, so they reach neither the loss nor its gradient. ref_logp may be None when beta = 0.
-    aggregate: "token" (sum over all completion tokens / their number) or "sequence" (mean over each
-    completion, then over completions that have at least one token).
+    aggregate: "token" (sum over all completion tokens / their number), "sequence" (mean over each
+    completion, then over completions that have at least one token) or "dr_grpo" (sum over all completion tokens
+    / (N * max_len), N the rows, empty ones included as in TRL). max_len: Dr. GRPO's constant, the generation limit
+    (max_new_tokens); needed by "dr_grpo" only. kl_clamp: the cap on each token's k3 (kl_k3's clamp; None or 0:
+    uncapped).
 
-    stats: kl (mean k3 per token, 0 without ref_logp), clip_low_frac (tokens with A < 0 and rho < 1 - clip_low:
-    the clipped branch, no gradient), clip_high_frac (A > 0 and rho > 1 + clip_high), ratio_min, ratio_max.
+    stats: kl (mean k3 per token, capped as in the loss; 0 without ref_logp), clip_low_frac (tokens with A < 0 and
+    rho < 1 - clip_low: the clipped branch, no gradient), clip_high_frac (A > 0 and rho > 1 + clip_high),
+    ratio_min, ratio_max.
     """
-    if aggregate not in ("token", "sequence"):
-        raise ValueError(f"aggregate must be 'token' or 'sequence', got {aggregate!r}")
+    if aggregate not in AGGREGATES:
+        raise ValueError(f"aggregate must be one of {AGGREGATES}, got {aggregate!r}")
+    if aggregate == "dr_grpo" and not max_len:
+        raise ValueError("aggregate='dr_grpo' needs max_len, the generation limit")
     if beta != 0 and ref_logp is None:
         raise ValueError("beta != 0 needs ref_logp")
     m = mask.bool()  # [N, T]
@@ -75,13 +105,17 @@ def policy_loss(logp, old_logp, ref_logp, advantages, mask, clip_low=0.2, clip_h
     ratio = torch.exp(logp - old_logp)  # [N, T]
     clipped = ratio.clamp(1 - clip_low, 1 + clip_high)  # [N, T]
     pg = -torch.min(ratio * a, clipped * a)  # [N, T]
-    kl = kl_k3(logp, torch.where(m, ref_logp, zero)) if ref_logp is not None else torch.zeros_like(pg)  # [N, T]
+    kl = torch.zeros_like(pg)  # [N, T], stays 0 without a reference
+    if ref_logp is not None:
+        kl = kl_k3(logp, torch.where(m, ref_logp, zero), kl_clamp)  # [N, T]
     per_token = torch.where(m, pg + beta * kl if beta else pg, zero)  # [N, T]
 
     lengths = m.sum(dim=1)  # [N]
     n_tokens = lengths.sum().clamp(min=1)
     if aggregate == "token":
         loss = per_token.sum() / n_tokens
+    elif aggregate == "dr_grpo":
+        loss = per_token.sum() / (len(lengths) * max_len)
     else:
         per_seq = per_token.sum(dim=1) / lengths.clamp(min=1)  # [N]
         loss = per_seq.sum() / (lengths > 0).sum().clamp(min=1)
@@ -96,3 +130,14 @@ def policy_loss(logp, old_logp, ref_logp, advantages, mask, clip_low=0.2, clip_h
             "ratio_max": float(r.max()) if r.numel() else 1.0,
         }
     return loss, stats
+
+
+def micro_batch_weight(aggregate, n_tokens, token_share, n_micro):
+    """What one micro-batch's loss is multiplied by so that the micro-batches of every rank add up to the loss of
+    the whole batch (gradients are summed over micro-batches, then averaged over the W ranks):
+
+        token              n_tokens * token_share, token_share = W / (completion tokens of all ranks)
+        sequence, dr_grpo  1 / n_micro: both divide by the number of completions, and every micro-batch holds the
+                           same number n of them, so mean over ranks of sum_j S_j / (n * n_micro) = sum S / N
+    """
+    return n_tokens * token_share if aggregate == "token" else 1 / n_micro

@@ -125,17 +125,24 @@ def _grid(t_index, h, w):
 
 def _video_blocks(grid_thw, second_per_grid, config):
     """Relative positions of each run of video tokens, in prompt order.
-    Qwen2.5-VL: one run per video, t index floor(t * second_per_grid * tokens_per_second).
+
+    Qwen2.5-VL: one run per video, temporal index (t * (second_per_grid * tokens_per_second)).long() in float32,
+    the arithmetic the checkpoints were trained with: the processor hands second_per_grid to the model as a
+    float32 tensor, the products stay float32 and .long() truncates. Flooring in float64 instead moves an index by
+    one for a fraction of a percent of videos: 944 frames at 24 fps, 16 sampled, second_per_grid = 2 / (16 * 24 /
+    944) = 4.91666..: block 6 is 6 * 9.8333.. = 59 in float32 but 58.99999.. -> 58 in float64. (The released
+    fine-tuning code multiplies by second_per_grid first and by tokens_per_second after; the numbers are the same,
+    since tokens_per_second is 2 in every released config and doubling is exact.)
     Qwen3-VL: one run per temporal block, each at t index 0 (time is in the text: "<2.5 seconds>")."""
     m = config.vision_config.spatial_merge_size
-    spgs = torch.as_tensor(second_per_grid, dtype=torch.float64).reshape(-1).expand(len(grid_thw)).tolist()
+    spgs = torch.as_tensor(second_per_grid, dtype=torch.float32).reshape(-1).expand(len(grid_thw))  # [n_videos]
     blocks = []
-    for (t, h, w), spg in zip(grid_thw.tolist(), spgs):
+    for (t, h, w), spg in zip(grid_thw.tolist(), spgs.cpu()):
         if config.model_type == "qwen3_vl":
             blocks += [_grid(torch.zeros(1, dtype=torch.long), h // m, w // m)] * t
         else:
-            step = spg * config.vision_config.tokens_per_second
-            blocks.append(_grid((torch.arange(t, dtype=torch.float64) * step).floor().long(), h // m, w // m))
+            step = spg * config.vision_config.tokens_per_second  # float32 scalar tensor
+            blocks.append(_grid((torch.arange(t) * step).long(), h // m, w // m))  # [T] float32 -> truncated
     return blocks
 
 
@@ -143,8 +150,10 @@ def rope_positions(input_ids, grid_thw, second_per_grid, config):
     """[4, L] positions of one prompt: row 0 the token index (what HF builds masks from), rows 1-3 the rotary (t, h, w).
 
     Text counts up by 1. A run of video tokens gets its block's (t, h, w) offset by the position where the run
-    starts; whatever follows starts at max(all previous positions) + 1 (the released checkpoints' rule; DESIGN.md
-    trap 1 - transformers 5.23 restarts below the video's last temporal position)."""
+    starts; whatever follows starts at max(all previous positions) + 1, the rule the released checkpoints were
+    trained with. (transformers 5.23's get_rope_index differs here: it advances the text after a video by
+    max(h, w) / merge from the video's start, which can be below the video's last temporal index, so text reuses
+    temporal positions the video already holds. Video tokens themselves get the same positions in both.)"""
     blocks = iter(_video_blocks(grid_thw.reshape(-1, 3), second_per_grid, config))
     is_video = (input_ids == config.video_token_id).cpu()
     cuts = (torch.nonzero(is_video[1:] != is_video[:-1]).flatten() + 1).tolist()

@@ -10,9 +10,15 @@ One GRPO step (`grpo_step`, in this order):
     -> grpo.policy_loss -> backward -> grad-norm clip -> optimizer step        (`update`, shared with SFT)
 then the loop logs and checkpoints. `--mode sft` (`sft_step`) trains on the ground-truth targets instead.
 
-How this departs from textbook GRPO (Shao et al. 2024), on purpose and as the Temporal-R1 release does:
-  - the loss averages over all completion tokens of the global batch (`--aggregate token`, DAPO-style): each
-    micro-batch is weighted by its share of the tokens of all ranks, so every token counts the same;
+How this departs from textbook GRPO (Shao et al. 2024), on purpose:
+  - the loss averages over all completion tokens of the global batch (`--aggregate token`, DAPO's token mean,
+    TRL's "dapo"): each micro-batch is weighted by its share of the tokens of all ranks, so every token counts the
+    same. The Temporal-R1 release (a fork of verl) differs: it takes a token mean within each micro-batch of a few
+    completions and averages those means, so a token weighs more in a micro-batch with fewer tokens, and it adds an
+    entropy bonus (-0.001 * mean token entropy) that we leave out. `--aggregate sequence` is the original GRPO
+    mean of completion means; `--aggregate dr_grpo` with `--scale-advantages false` is Dr. GRPO (sum over tokens
+    / (completions x max_new_tokens));
+  - each token's k3 KL term is capped at `--kl-clamp` 10, as the release (verl's "low_var_kl") does;
   - with one update per batch (the default) the old policy is the current one, so the ratio is 1 in value and
     only its gradient matters; `--updates-per-batch > 1` recomputes old log-probs with the packed forward;
   - groups whose G rewards are all equal carry no signal: their advantage is 0 and they are counted.
@@ -74,8 +80,10 @@ class Config:
     beta: float = arg(0.01, "k3 KL coefficient; 0 drops the reference model")
     clip_low: float = arg(0.2, "ratio clipped below at 1 - clip_low")
     clip_high: float = arg(0.2, "ratio clipped above at 1 + clip_high")
-    aggregate: str = arg("token", "token (mean over all completion tokens) | sequence (original GRPO)")
-    scale_advantages: bool = arg(True, "divide by the group std; False = Dr. GRPO")
+    aggregate: str = arg("token", "token (mean over all completion tokens; TRL's dapo) | sequence (original GRPO)"
+                         " | dr_grpo (sum over tokens / (completions x max_new_tokens))")
+    scale_advantages: bool = arg(True, "divide by the group std; False (with --aggregate dr_grpo) = Dr. GRPO")
+    kl_clamp: float = arg(10.0, "cap on each token's k3 KL term, as verl's low_var_kl; 0 = no cap")
     updates_per_batch: int = arg(1, "policy updates per rollout batch (old log-probs kept when > 1)")
     temperature: float = arg(1.0, "rollout sampling temperature")
     top_p: float = arg(1.0, "rollout nucleus sampling")
@@ -119,7 +127,7 @@ def parse_config(argv=None):
     assert cfg.mode in ("grpo", "sft"), cfg.mode
     assert cfg.mode == "sft" or cfg.group_size >= 2, "GRPO needs G >= 2 completions per prompt"
     assert cfg.batch_size % cfg.pack_prompts == 0, "batch_size must be a multiple of pack_prompts"
-    assert cfg.aggregate in ("token", "sequence") and cfg.schedule in ("constant", "cosine")
+    assert cfg.aggregate in grpo.AGGREGATES and cfg.schedule in ("constant", "cosine")
     assert cfg.max_frames % 2 == 0, "frames come in temporal patches of 2"
     return cfg
 
@@ -253,8 +261,9 @@ def grpo_step(cfg, policy, reference, optimizer, tokenizer, prompts, seed, devic
         old = packs[j].unflatten(old_logps[j]) if old_logps else logp.detach()
         ref = packs[j].unflatten(ref_logps[j]) if ref_logps else None
         adv = advantages[j * n_seq:(j + 1) * n_seq].to(logp.device)
-        loss, part = grpo.policy_loss(logp, old, ref, adv, mask, cfg.clip_low, cfg.clip_high, cfg.beta, cfg.aggregate)
-        weight = mask.sum() * share if cfg.aggregate == "token" else 1 / len(packs)  # micro-batches add up
+        loss, part = grpo.policy_loss(logp, old, ref, adv, mask, cfg.clip_low, cfg.clip_high, cfg.beta, cfg.aggregate,
+                                      cfg.max_new_tokens, cfg.kl_clamp)
+        weight = grpo.micro_batch_weight(cfg.aggregate, mask.sum(), share, len(packs))  # they add up to the batch
         w = float(weight)
         return loss * weight, {"kl": part["kl"] * w, "clip_low_frac": part["clip_low_frac"] * w,
                                "clip_high_frac": part["clip_high_frac"] * w}

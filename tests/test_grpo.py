@@ -1,11 +1,12 @@
-"""GRPO worked examples: advantages, ratios, clipping, k3 KL, the two aggregations, and the gradient."""
+"""GRPO worked examples: advantages, ratios, clipping, k3 KL and its cap, the three aggregations, micro-batch
+weighting, and the gradient."""
 
 import math
 
 import pytest
 import torch
 
-from grpo import group_advantages, kl_k3, policy_loss
+from grpo import AGGREGATES, group_advantages, kl_k3, micro_batch_weight, policy_loss
 
 S3 = math.sqrt(3)
 LN2 = math.log(2)
@@ -32,6 +33,8 @@ def worked_example():
     10 completion tokens; sum of surrogate terms = -1.2 - 1 + 0.8 + (1.1 + 0.9 + 1.3 - 1.4 - 2) / sqrt3
     = -1.4 - 0.1/sqrt3 = -1.457735; beta = 0.01 adds 0.01 * 0.5 = 0.005.
     token loss    = (-1.457735 + 0.005) / 10 = -0.145273503
+    dr_grpo loss  = (-1.457735 + 0.005) / (6 completions * max_len 4) = -0.060530626 (max_len, the generation
+                    limit, is a constant: 4 here although no completion is longer than 2)
     sequence loss = mean of row means [(-2.2 + 0.003069) / 2, 0.8, 0, 1/sqrt3, 1.3/sqrt3,
                     (-3.4/sqrt3 + 0.001931) / 2] = mean[-1.098466, 0.8, 0, 0.577350, 0.750555, -0.980530]
                   = 0.048910 / 6 = 0.008151694
@@ -76,6 +79,16 @@ def test_worked_example_sequence_loss():
     adv, _, logp, old_logp, ref_logp, mask = worked_example()
     loss, _ = policy_loss(logp, old_logp, ref_logp, adv, mask, beta=0.01, aggregate="sequence")
     assert loss.item() == pytest.approx(0.008151694, abs=1e-6)
+
+
+def test_worked_example_dr_grpo_loss():
+    adv, _, logp, old_logp, ref_logp, mask = worked_example()
+    loss, stats = policy_loss(logp, old_logp, ref_logp, adv, mask, beta=0.01, aggregate="dr_grpo", max_len=4)
+    assert loss.item() == pytest.approx(-0.060530626, abs=1e-9)
+    assert loss.item() == pytest.approx((-1.4 - 0.1 / S3 + 0.01 * 0.5) / (6 * 4), abs=1e-12)
+    assert stats["kl"] == pytest.approx(0.05, abs=1e-9)  # the statistics stay per-token means
+    with pytest.raises(ValueError, match="max_len"):
+        policy_loss(logp, old_logp, ref_logp, adv, mask, aggregate="dr_grpo")
 
 
 def test_zero_variance_group_is_exactly_zero():
@@ -165,7 +178,75 @@ def test_token_vs_sequence_aggregation():
         policy_loss(logp, logp, None, adv, mask, beta=0.0, aggregate="mean")
 
 
-@pytest.mark.parametrize("aggregate", ["token", "sequence"])
+def test_dr_grpo_weighs_every_token_the_same():
+    """The data of the test above, aggregate="dr_grpo" with max_len 4: (-2 + 3) / (3 completions * 4) = 1/12, the
+    empty completion counted (as TRL counts rows). d loss / d logp_it = -A_i / (N * max_len) for every token, so
+    each token of completion 0 gets -2/12 and each of completion 1 gets +1/12 whatever the length of its completion
+    ("sequence" gives -2/2 and +1/(2 * 3): a long completion's tokens weigh less)."""
+    logp = torch.zeros(3, 3, dtype=torch.float64, requires_grad=True)
+    mask = torch.tensor([[1, 0, 0], [1, 1, 1], [0, 0, 0]], dtype=torch.bool)
+    adv = torch.tensor([2.0, -1.0, 5.0], dtype=torch.float64)
+    loss, _ = policy_loss(logp, logp.detach(), None, adv, mask, beta=0.0, aggregate="dr_grpo", max_len=4)
+    loss.backward()
+    assert loss.item() == pytest.approx(1 / 12)
+    expected = torch.tensor([[-2.0, 0, 0], [1, 1, 1], [0, 0, 0]], dtype=torch.float64) / 12
+    assert torch.allclose(logp.grad, expected, atol=1e-15, rtol=0)
+
+
+def kl_token(d, kl_clamp, dtype=torch.float64):
+    """One token with ref - logp = d, A = 0 and rho = 1, beta = 1: the loss is that token's k3 alone.
+    Returns (loss, d loss / d logp, stats)."""
+    logp = torch.zeros(1, 1, dtype=dtype, requires_grad=True)
+    loss, stats = policy_loss(logp, logp.detach(), torch.full((1, 1), d, dtype=dtype), torch.zeros(1),
+                              torch.ones(1, 1), beta=1.0, kl_clamp=kl_clamp)
+    loss.backward()
+    return loss.item(), logp.grad.item(), stats
+
+
+def test_kl_cap_of_ten():
+    """ref - logp = 6: k3 = e^6 - 6 - 1 = 396.428793 uncapped, with gradient d k3 / d logp = -(e^6 - 1) = -402.428793;
+    capped at 10 (the default, verl's low_var_kl bound): loss 10, no gradient, logged kl 10. Below the cap nothing
+    changes: d = ln 2 gives 2 - ln 2 - 1 = 0.306853 and gradient -(2 - 1) either way. d = 100 in float32: e^100
+    overflows, the capped token still gives 10 and a zero gradient (not nan)."""
+    loss, grad, stats = kl_token(6.0, None)
+    assert (loss, grad) == pytest.approx((396.428793, -402.428793), abs=1e-6)
+    loss, grad, stats = kl_token(6.0, 10.0)
+    assert (loss, grad, stats["kl"]) == (10.0, 0.0, 10.0)
+    assert kl_token(LN2, 10.0)[:2] == kl_token(LN2, None)[:2] == pytest.approx((1 - LN2, -(2 - 1)), abs=1e-12)
+    assert kl_token(100.0, 10.0, torch.float32)[:2] == (10.0, 0.0)
+    assert kl_token(6.0, 0)[0] == pytest.approx(396.428793)  # 0 switches the cap off, as None does
+    assert kl_k3(torch.tensor(0.0), torch.tensor(-30.0), clamp=10.0).item() == 10.0  # k3(-30) = 29 + e^-30
+
+
+def test_kl_cap_leaves_the_worked_example_alone():
+    """Its k3 values (0.31, 0.19, 0) are far below 10: the default loss equals the uncapped one."""
+    adv, _, logp, old_logp, ref_logp, mask = worked_example()
+    capped, _ = policy_loss(logp, old_logp, ref_logp, adv, mask)
+    uncapped, _ = policy_loss(logp, old_logp, ref_logp, adv, mask, kl_clamp=None)
+    assert capped.item() == uncapped.item()
+
+
+@pytest.mark.parametrize("aggregate", AGGREGATES)
+@pytest.mark.parametrize("world", [1, 3])
+def test_micro_batches_add_up_to_the_batch_loss(aggregate, world):
+    """train.py multiplies each micro-batch's loss by micro_batch_weight, sums them on each rank and lets
+    data-parallel training average the ranks' gradients. The worked example's 6 completions as 3 micro-batches of 2
+    (3, 4 and 3 tokens), on one rank or one each on three ranks: the result is the loss of the whole batch."""
+    adv, _, logp, old_logp, ref_logp, mask = worked_example()
+    kw = dict(beta=0.01, aggregate=aggregate, max_len=4)
+    whole, _ = policy_loss(logp, old_logp, ref_logp, adv, mask, **kw)
+    micro = [slice(0, 2), slice(2, 4), slice(4, 6)]
+    ranks = [micro] if world == 1 else [[m] for m in micro]
+    token_share = world / int(mask.sum())
+    total = 0.0
+    for packs in ranks:
+        for m in packs:
+            loss, _ = policy_loss(logp[m], old_logp[m], ref_logp[m], adv[m], mask[m], **kw)
+            total += loss.item() * float(micro_batch_weight(aggregate, int(mask[m].sum()), token_share, len(packs)))
+    assert total / world == pytest.approx(whole.item(), abs=1e-12)
+
+
+@pytest.mark.parametrize("aggregate", AGGREGATES)
 def test_gradient_matches_finite_differences(aggregate):
     """d loss / d logp against central differences (float64), ratios kept off the clip kinks at 0.8 and 1.2."""
     g = torch.Generator().manual_seed(0)
@@ -178,7 +259,7 @@ def test_gradient_matches_finite_differences(aggregate):
     adv = torch.tensor([1.0, -0.5, 0.3, -2.0], dtype=torch.float64)
 
     def f(x):
-        return policy_loss(x, old_logp, ref_logp, adv, mask, beta=0.04, aggregate=aggregate)[0]
+        return policy_loss(x, old_logp, ref_logp, adv, mask, beta=0.04, aggregate=aggregate, max_len=t)[0]
 
     x = logp.clone().requires_grad_(True)
     f(x).backward()

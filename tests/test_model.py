@@ -123,7 +123,8 @@ def test_rope_positions_qwen2_5_by_hand(toy_tok):
         w        0  1  2  3  | 4  5  4  5  4  5  4  5 |  8  9  10
 
     The text after the video starts at max(all previous) + 1 = 8. (transformers 5.23's get_rope_index would put it
-    at 4 + max(h, w) / merge = 6, below the video's last temporal position 7: DESIGN.md trap 1.)
+    at 4 + max(h, w) / merge = 6, below the video's last temporal position 7; the released checkpoints were trained
+    with max + 1.)
     """
     cfg = vlm.tiny_config("qwen2_5_vl", toy_tok)
     V, vs, ve = cfg.video_token_id, cfg.vision_start_token_id, cfg.vision_end_token_id
@@ -135,6 +136,29 @@ def test_rope_positions_qwen2_5_by_hand(toy_tok):
         [0, 1, 2, 3, 4, 4, 5, 5, 4, 4, 5, 5, 8, 9, 10],
         [0, 1, 2, 3, 4, 5, 4, 5, 4, 5, 4, 5, 8, 9, 10],
     ]
+
+
+def test_rope_positions_qwen2_5_float32_truncation(toy_tok):
+    """944 frames at 24 fps, 16 sampled: sampled fps 16 * 24 / 944, second_per_grid = 2 / that = 4.91666.. s,
+    8 temporal blocks; one merged token each (grid (8, 2, 2)), after 2 text tokens.
+
+    The released rule, t index = (t * (second_per_grid * tokens_per_second)).long() in float32:
+        float32(4.91666..) = 4.9166665077, * 2 = 9.8333330154 (exact)
+        block 6: 6 * 9.8333330154 = 58.9999980927, exactly halfway between the float32 neighbours
+                 58.9999961853 and 59.0: rounds to even, 59.0 -> 59
+        t index 0, 9, 19, 29, 39, 49, 59, 68     (a float64 floor gives 58.99999999999999 -> 58 for block 6)
+    Video tokens sit at 2 + t index; transformers' Qwen2_5_VLModel.get_rope_index gives them the same.
+    """
+    cfg = vlm.tiny_config("qwen2_5_vl", toy_tok)
+    V, vs, ve = cfg.video_token_id, cfg.vision_start_token_id, cfg.vision_end_token_id
+    ids = torch.tensor([1, vs] + [V] * 8 + [ve])
+    grid, spg = torch.tensor([[8, 2, 2]]), 2 / (16 * 24 / 944)
+    assert spg == 4.916666666666666 and int(6 * spg * 2) == 58  # the float64 arithmetic
+    pos = vlm.rope_positions(ids, grid, spg, cfg)
+    assert pos[1, 2:10].tolist() == [2 + t for t in [0, 9, 19, 29, 39, 49, 59, 68]]
+    hf, _ = tiny("qwen2_5_vl", toy_tok).model.get_rope_index(ids[None], (ids == V).int()[None] * 2, video_grid_thw=grid,
+                                                              second_per_grid_ts=torch.tensor([spg]))
+    assert torch.equal(hf[:, 0, 2:10], pos[1:, 2:10])
 
 
 def test_rope_positions_qwen3_by_hand(toy_tok):
