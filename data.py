@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import av
 import numpy as np
 import torch
-from PIL import Image
+import torch.nn.functional as F
 
 from rewards import ANSWER_FORMATS, TASKS
 
@@ -198,27 +198,46 @@ def _check_segment(seg, duration) -> list[tuple[str, str]]:
 
 @dataclass
 class VideoConfig:
-    """How a video becomes frames and patches."""
+    """How a video becomes frames and patches: the rule of Qwen's helper package qwen-vl-utils (0.0.14), which the
+    released Qwen2.5-VL / Qwen3-VL checkpoints were tuned with, at the budget of the Temporal-R1 release.
+
+    Pixel budgets are counted in squares of f x f pixels, f = patch * merge (28 for Qwen2.5-VL, 32 for Qwen3-VL):
+    one square of a frame is one merged patch, i.e. one LLM token per temporal block, so `video_tokens` is about the
+    video's token count, the same way for both families. The helper's own defaults, instead of the release's:
+    video_tokens=115200 (its total_pixels, 0.9 * 128,000 squares) and frame_min_tokens=128.
+    """
 
     fps: float = 2.0  # frames sampled per second of video
-    min_frames: int = 4  # at least this many frames (a short clip is sampled faster)
-    max_frames: int = 16  # at most this many (a long clip is sampled slower); 16 frames x 256 tokens = paper's 2k
-    min_pixels: int = 56 * 56  # per frame, after the Qwen resize
-    max_pixels: int = 256 * 28 * 28  # per frame: <= 256 merged tokens per temporal block for Qwen2.5-VL
+    min_frames: int = 4  # at least this many (a short clip is sampled faster), rounded up to even
+    max_frames: int = 768  # at most this many (a long clip is sampled slower), rounded down to even
+    video_tokens: int = 2048  # the video's pixel budget in f x f squares (release: total_pixels 2048 * 28^2)
+    frame_min_tokens: int = 4  # each frame at least this many squares (release: min_pixels 3,136 = 4 * 28^2)
     max_prompt_tokens: int | None = None  # a longer prompt is an error, never truncated (it holds video tokens)
     decoder: str = "auto"  # "auto" (decord if importable, else PyAV), "decord" or "pyav"
 
 
+FRAME_FACTOR = 2  # frames are kept in pairs: one temporal patch of both families
+FRAME_MAX_TOKENS = 768  # no frame gets more f x f squares than this, whatever the budget (the helper's ceiling)
+VIDEO_FLAGS = {  # the VideoConfig fields that train.py, select_data.py and eval.py all take as flags
+    "fps": "frames sampled per second of video",
+    "min_frames": "frames per video at least (rounded up to even)",
+    "max_frames": "frames per video at most (rounded down to even)",
+    "video_tokens": "pixel budget of a whole video in (patch*merge)^2 squares, about its video tokens",
+    "frame_min_tokens": "pixels per frame at least, in (patch*merge)^2 squares",
+}
+
+
 def add_video_flags(parser):
-    """--fps, --max-frames, --max-pixels for the command-line tools; their defaults are VideoConfig's (and train.py's)."""
-    parser.add_argument("--fps", type=float, default=VideoConfig.fps, help="frames sampled per second")
-    parser.add_argument("--max-frames", type=int, default=VideoConfig.max_frames, help="frames per video at most")
-    parser.add_argument("--max-pixels", type=int, default=VideoConfig.max_pixels, help="pixels per frame at most")
+    """--fps, --min-frames, --max-frames, --video-tokens, --frame-min-tokens, with VideoConfig's defaults."""
+    for name, help in VIDEO_FLAGS.items():
+        default = getattr(VideoConfig, name)
+        flags = dict.fromkeys(["--" + name.replace("_", "-"), "--" + name])  # underscores accepted too
+        parser.add_argument(*flags, dest=name, type=type(default), default=default, help=help)
 
 
 def video_config(args) -> VideoConfig:
     """The VideoConfig of parsed flags (or of train.py's Config, which has the same names)."""
-    return VideoConfig(fps=args.fps, max_frames=args.max_frames, max_pixels=args.max_pixels)
+    return VideoConfig(**{name: getattr(args, name) for name in VIDEO_FLAGS})
 
 
 def _video_error(path, sample_id, msg) -> DataError:
@@ -251,17 +270,38 @@ def probe_video(path: str, sample_id=None) -> tuple[int, float]:
     return n, fps
 
 
-def frame_indices(n_frames: int, video_fps: float, cfg: VideoConfig) -> list[int]:
-    """Which frames to keep: about cfg.fps per second, clamped to [min_frames, max_frames], an even count.
+def frame_count(n_frames: int, video_fps: float, cfg: VideoConfig) -> int:
+    """How many frames to keep, by qwen-vl-utils' rule (its smart_nframes with an fps):
 
-        n = clamp(n_frames / video_fps * cfg.fps, min_frames, min(max_frames, n_frames)),  rounded down to even
-        index_k = floor(k * n_frames / n)           (k = 0..n-1; uniform stride, as Qwen2VLVideoProcessor)
+        T = n_frames / video_fps * cfg.fps,  clamped to [min_frames up to even, max_frames down to even],
+            then to at most n_frames, then rounded down to even
 
-    An even n lets every temporal patch (2 frames) be whole. A 1-frame video repeats its frame.
+    An even T makes every temporal patch (2 frames) whole. A 1-frame video, which the helper refuses, keeps its
+    frame twice.
     """
-    n = min(max(n_frames / video_fps * cfg.fps, cfg.min_frames), cfg.max_frames, n_frames)
-    n = max(2, int(n) // 2 * 2)
-    return [k * n_frames // n for k in range(n)]
+    lo = math.ceil(cfg.min_frames / FRAME_FACTOR) * FRAME_FACTOR
+    hi = cfg.max_frames // FRAME_FACTOR * FRAME_FACTOR
+    T = min(max(n_frames / video_fps * cfg.fps, lo), hi, n_frames)
+    return max(FRAME_FACTOR, math.floor(T / FRAME_FACTOR) * FRAME_FACTOR)
+
+
+def frame_indices(n_frames: int, video_fps: float, cfg: VideoConfig) -> list[int]:
+    """Which frames to keep: T = frame_count(...) spread evenly from the first frame to the last,
+
+        index_k = round(k * (n_frames - 1) / (T - 1)),  k = 0..T-1
+
+    computed as the helper does, torch.linspace in float32 then round: in a long video float32 moves an index by
+    one now and then (frame 432 of 768 of a 600 s, 29.97 fps clip is 10,128; exact arithmetic gives 10,127).
+    """
+    T = frame_count(n_frames, video_fps, cfg)
+    return torch.linspace(0, n_frames - 1, T, dtype=torch.float32).round().long().tolist()
+
+
+def sampled_fps(n_sampled: int, n_frames: int, video_fps: float) -> float:
+    """The rate of the kept frames over the whole video, T / n_frames * video_fps, in the helper's order of
+    operations: second_per_grid = 2 / this feeds the floor in Qwen2.5-VL's temporal positions, so its last bit
+    counts. It differs from cfg.fps when min_frames, max_frames or the even rounding change T."""
+    return n_sampled / n_frames * video_fps
 
 
 def read_video(path: str, cfg: VideoConfig, sample_id=None) -> tuple[np.ndarray, list[float], float]:
@@ -277,7 +317,7 @@ def read_video(path: str, cfg: VideoConfig, sample_id=None) -> tuple[np.ndarray,
         frames = _decode_decord(path, idx) if use_decord else _decode_pyav(path, idx)
     except Exception as e:
         raise _video_error(path, sample_id, f"cannot decode video ({type(e).__name__}: {e})") from e
-    return frames, [i / fps for i in idx], len(idx) * fps / n_frames
+    return frames, [i / fps for i in idx], sampled_fps(len(idx), n_frames, fps)
 
 
 def _decode_decord(path: str, idx: list[int]) -> np.ndarray:
@@ -302,13 +342,16 @@ def _decode_pyav(path: str, idx: list[int]) -> np.ndarray:
 # ---------------------------------------------------------------------------------------- frames -> patches
 
 
-def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixels: int) -> tuple[int, int]:
+def smart_resize(height: int, width: int, factor: int, min_pixels: float, max_pixels: float) -> tuple[int, int]:
     """Qwen's resize rule: both sides multiples of `factor` (= patch * merge), h*w within [min, max] pixels,
     aspect ratio kept as well as rounding allows.
 
         h, w = round(H / f) * f, round(W / f) * f
         if h*w > max:  b = sqrt(H*W / max);  h, w = max(f, floor(H / b / f) * f), max(f, floor(W / b / f) * f)
         if h*w < min:  b = sqrt(min / (H*W)); h, w = ceil(H * b / f) * f, ceil(W * b / f) * f
+
+    This is transformers' smart_resize; qwen-vl-utils' agrees except for a side under f/2 pixels, which it first
+    rounds up to f instead of 0 (no real video is that thin).
     """
     if max(height, width) / min(height, width) > 200:
         raise ValueError(f"aspect ratio must be below 200, got {height}x{width}")
@@ -323,13 +366,43 @@ def smart_resize(height: int, width: int, factor: int, min_pixels: int, max_pixe
     return h, w
 
 
+def frame_pixels(n_sampled: int, family: str, cfg: VideoConfig) -> tuple[int, float]:
+    """(min_pixels, max_pixels) of each frame of a video of n_sampled frames: qwen-vl-utils' per-video budget,
+
+        min = frame_min_tokens * f^2
+        max = max(min(768 * f^2, video_tokens * f^2 / n_sampled * 2), int(min * 1.05))      f = patch * merge
+
+    The blocks (2 frames each) share video_tokens; a frame stays between the floor and the 768-square ceiling.
+    """
+    fam = FAMILIES[family]
+    f2 = (fam["patch_size"] * fam["merge_size"]) ** 2
+    lo = cfg.frame_min_tokens * f2
+    hi = max(min(FRAME_MAX_TOKENS * f2, cfg.video_tokens * f2 / n_sampled * FRAME_FACTOR), int(lo * 1.05))
+    return lo, hi
+
+
+def resize(frames: np.ndarray, h: int, w: int) -> torch.Tensor:
+    """uint8 [T, H, W, C] -> float32 [T, C, h, w] holding whole numbers 0..255.
+
+    Bicubic with antialiasing, clamped to [0, 255] and rounded: what the helper's torchvision resize computes on
+    uint8 frames (torch's interpolate, no torchvision needed). Frames already h x w are left as they are, as there.
+    16 frames at a time, so a long video never has a float copy of all its decoded frames.
+    """
+    x = torch.from_numpy(frames).permute(0, 3, 1, 2)  # [T, C, H, W] uint8
+    if x.shape[-2:] == (h, w):
+        return x.float()
+    chunks = [F.interpolate(c.float(), size=(h, w), mode="bicubic", align_corners=False, antialias=True)
+              for c in x.split(16)]
+    return torch.cat(chunks).clamp_(0, 255).round_()
+
+
 def patchify(frames: np.ndarray, family: str, cfg: VideoConfig = VideoConfig()) -> tuple[torch.Tensor, torch.Tensor]:
     """uint8 frames [T, H, W, 3] -> (pixel_values float32 [N_patch, C*t*P*P], grid_thw LongTensor [3]).
 
-    Resize (smart_resize, PIL bicubic), scale to [0, 1], normalize with the family's mean/std, then cut into
-    t x P x P patches (t = temporal patch size 2, P = patch size). Rows are ordered
-    (time block, merge-window row, merge-window col, row in window, col in window), so the m x m = 2 x 2 patches
-    the vision tower merges into one LLM token are consecutive rows; each row is flattened as (C, t, P, P).
+    Resize (smart_resize within frame_pixels' budget for T frames, then `resize`), scale to [0, 1], normalize
+    with the family's mean/std, then cut into t x P x P patches (t = temporal patch size 2, P = patch size). Rows
+    are ordered (time block, merge-window row, merge-window col, row in window, col in window), so the m x m = 2 x 2
+    patches the vision tower merges into one LLM token are consecutive rows; each row is flattened as (C, t, P, P).
     This is the layout of transformers' Qwen2VL image/video processors, which Qwen2.5-VL and Qwen3-VL both take.
     """
     fam = FAMILIES[family]
@@ -337,10 +410,9 @@ def patchify(frames: np.ndarray, family: str, cfg: VideoConfig = VideoConfig()) 
     if len(frames) % t:  # pad the last temporal patch by repeating the last frame, as the processors do
         frames = np.concatenate([frames, frames[-1:].repeat(t - len(frames) % t, axis=0)])
     T, H, W, C = frames.shape
-    h, w = smart_resize(H, W, P * m, cfg.min_pixels, cfg.max_pixels)
-    x = np.stack([np.asarray(Image.fromarray(f).resize((w, h), Image.BICUBIC)) for f in frames])  # [T, h, w, C]
-    x = (x.astype(np.float32) / 255.0 - np.array(fam["mean"], np.float32)) / np.array(fam["std"], np.float32)
-    x = torch.from_numpy(x).permute(0, 3, 1, 2)  # [T, C, h, w]
+    h, w = smart_resize(H, W, P * m, *frame_pixels(T, family, cfg))
+    mean, std = (torch.tensor(fam[k], dtype=torch.float32)[:, None, None] for k in ("mean", "std"))
+    x = (resize(frames, h, w) / 255.0 - mean) / std  # [T, C, h, w]
     gt, gh, gw = T // t, h // P, w // P
     x = x.reshape(gt, t, C, gh // m, m, P, gw // m, m, P)
     x = x.permute(0, 3, 6, 4, 7, 2, 1, 5, 8)  # [gt, gh/m, gw/m, m, m, C, t, P, P]
@@ -430,7 +502,7 @@ def prepare_sample(row: dict, tokenizer, family: str, cfg: VideoConfig = VideoCo
     if cfg.max_prompt_tokens is not None and len(ids) > cfg.max_prompt_tokens:
         raise DataError(
             f"{row['video']} (sample {row['id']}): prompt of {len(ids)} tokens > max_prompt_tokens="
-            f"{cfg.max_prompt_tokens}; lower VideoConfig.max_frames or max_pixels (video prompts are never truncated)"
+            f"{cfg.max_prompt_tokens}; lower video_tokens or max_frames (video prompts are never truncated)"
         )
     return Sample(
         id=row["id"],

@@ -300,7 +300,7 @@ def parse_args(argv=None):
 
 def sampling_settings(args):
     """Everything a sample's rewards depend on: the resume log must have been written with the same."""
-    keys = ("k", "temperature", "max_new_tokens", "batch_size", "seed", "fps", "max_frames", "max_pixels", "dtype")
+    keys = ("k", "temperature", "max_new_tokens", "batch_size", "seed", *data.VIDEO_FLAGS, "dtype")
     return {"model": os.path.abspath(args.model), "data": os.path.abspath(args.data),
             **{k: getattr(args, k) for k in keys}}
 

@@ -103,25 +103,26 @@ def test_skip_bad_drops_counts_and_lists_bad_rows(toy_dir, tmp_path, capsys):
 
 
 @pytest.mark.parametrize(
-    "n_frames, fps, expected",
-    [
-        (16, 4.0, list(range(0, 16, 2))),  # 4 s at 4 fps -> 8 frames at 2 fps
-        (32, 4.0, list(range(0, 32, 2))),  # 8 s -> 16 frames = max_frames
-        (300, 30.0, [k * 300 // 16 for k in range(16)]),  # 10 s would be 20 frames: capped at 16
-        (6, 4.0, [0, 1, 3, 4]),  # 1.5 s would be 3 frames: min_frames 4
-        (10, 4.0, [0, 2, 5, 7]),  # 2.5 s -> 5 frames: rounded down to even
-        (1, 4.0, [0, 0]),  # a still image: its frame twice
+    "n_frames, fps, cfg, expected",
+    [  # T frames spread from the first to the last: index_k = round(k * (n_frames - 1) / (T - 1))
+        (16, 4.0, {}, [0, 2, 4, 6, 9, 11, 13, 15]),  # 4 s at 4 fps -> 8 frames at 2 fps: k * 15/7
+        (32, 4.0, {}, [0, 2, 4, 6, 8, 10, 12, 14, 17, 19, 21, 23, 25, 27, 29, 31]),  # 8 s -> 16 frames: k * 31/15
+        (300, 30.0, {"max_frames": 16}, [0, 20, 40, 60, 80, 100, 120, 140, 159, 179, 199, 219, 239, 259, 279, 299]),
+        (6, 4.0, {}, [0, 2, 3, 5]),  # 1.5 s would be 3 frames: min_frames 4
+        (10, 4.0, {}, [0, 3, 6, 9]),  # 2.5 s -> 5 frames: rounded down to even
+        (1, 4.0, {}, [0, 0]),  # a still image: its frame twice
     ],
 )
-def test_frame_indices_sample_target_fps_clamped_even(n_frames, fps, expected):
-    assert data.frame_indices(n_frames, fps, VideoConfig()) == expected
+def test_frame_indices_sample_target_fps_clamped_even(n_frames, fps, cfg, expected):
+    assert data.frame_indices(n_frames, fps, VideoConfig(**cfg)) == expected
 
 
 def test_read_video_keeps_timestamps_of_sampled_frames(toy_dir):
     row = toy_rows(toy_dir)[0]
     frames, times, _ = data.read_video(row["video"], VideoConfig(), row["id"])
-    assert frames.dtype == np.uint8 and frames.shape == (2 * row["duration"], 64, 64, 3)
-    assert times == [k / 2 for k in range(int(2 * row["duration"]))]
+    n, T = int(4 * row["duration"]), int(2 * row["duration"])  # 4 fps clip, sampled at 2 fps
+    assert frames.dtype == np.uint8 and frames.shape == (T, 64, 64, 3)
+    assert times == [round(k * (n - 1) / (T - 1)) / 4 for k in range(T)]  # the sampled frames' times
 
 
 @pytest.mark.skipif(data.decord is None, reason="decord not installed")
@@ -215,35 +216,58 @@ def test_smart_resize_equals_transformers(h, w, factor):
         data.smart_resize(10, 2001, factor, 56 * 56, 256 * 28 * 28)
 
 
-def oracle(family, cfg):
+def oracle(family, min_pixels, max_pixels):
     fam = data.FAMILIES[family]
     return Qwen2VLImageProcessorPil(
         patch_size=fam["patch_size"], temporal_patch_size=2, merge_size=fam["merge_size"], image_mean=fam["mean"],
-        image_std=fam["std"], min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels,
+        image_std=fam["std"], min_pixels=min_pixels, max_pixels=max_pixels,
     )
 
 
 @pytest.mark.parametrize("family", list(data.FAMILIES))
-@pytest.mark.parametrize("h, w", [(20, 30), (50, 77), (300, 500)])  # upscaled to min_pixels, rounded, capped
-def test_patchify_equals_qwen2vl_image_processor_on_frame_pairs(family, h, w):
-    cfg = VideoConfig(min_pixels=56 * 56, max_pixels=128 * 28 * 28)
+@pytest.mark.parametrize("squares", [(2, 2), (3, 5), (9, 15)])  # frame sides in f = patch * merge pixels
+def test_patchify_equals_qwen2vl_image_processor_on_frame_pairs(family, squares):
+    """The patch layout, exactly. The frames are already a size both sides keep (multiples of f, within budget),
+    so neither resizes: the processor resizes with PIL, we as qwen-vl-utils does (see the next test)."""
+    f = data.FAMILIES[family]["patch_size"] * data.FAMILIES[family]["merge_size"]
+    h, w = squares[0] * f, squares[1] * f
     frames = np.random.default_rng(0).integers(0, 256, (3, h, w, 3), dtype=np.uint8).repeat(2, axis=0)  # pairs
-    pixel_values, grid = data.patchify(frames, family, cfg)
+    pixel_values, grid = data.patchify(frames, family, VideoConfig())
     n = int(grid[1] * grid[2])  # patches per temporal block
+    assert grid.tolist() == [3, h // (f // 2), w // (f // 2)]
+    ref_proc = oracle(family, *data.frame_pixels(6, family, VideoConfig()))
     for b in range(3):  # an image is a 1-block video of the frame repeated: the processor's own convention
-        ref = oracle(family, cfg)(images=Image.fromarray(frames[2 * b]), return_tensors="np")
-        assert grid.tolist() == [3, *ref["image_grid_thw"][0, 1:].tolist()]
+        ref = ref_proc(images=Image.fromarray(frames[2 * b]), return_tensors="np")
+        assert ref["image_grid_thw"][0, 1:].tolist() == grid[1:].tolist()
         np.testing.assert_allclose(pixel_values[b * n : (b + 1) * n].numpy(), ref["pixel_values"], atol=1e-5)
 
 
 @pytest.mark.parametrize("family", list(data.FAMILIES))
+@pytest.mark.parametrize("h, w", [(20, 30), (50, 77), (300, 500)])  # upscaled to the floor, rounded, capped
+def test_patchify_resizes_like_the_image_processor_within_a_level_of_pil(family, h, w):
+    """With resizing: the same grid as the processor given the same pixel limits, and values within one level of
+    255 of its PIL bicubic on a smooth frame (our bicubic is antialiased float arithmetic, clamped and rounded;
+    PIL's is fixed-point)."""
+    cfg = VideoConfig(video_tokens=256)  # 2 frames: at most 256 squares each
+    yy, xx = np.mgrid[:h, :w]
+    frame = np.stack([128 + 100 * np.sin(xx / 7 + c) * np.cos(yy / 11) for c in range(3)], -1).astype(np.uint8)
+    pixel_values, grid = data.patchify(np.stack([frame, frame]), family, cfg)
+    ref = oracle(family, *data.frame_pixels(2, family, cfg))(images=Image.fromarray(frame), return_tensors="np")
+    assert grid.tolist() == ref["image_grid_thw"][0].tolist()
+    level = 1 / 255 / min(data.FAMILIES[family]["std"])  # one uint8 level after normalising
+    np.testing.assert_allclose(pixel_values.numpy(), ref["pixel_values"], atol=level + 1e-5)
+
+
+@pytest.mark.parametrize("family", list(data.FAMILIES))
 def test_patchify_puts_the_two_frames_of_a_block_on_the_temporal_axis(family):
-    cfg, P = VideoConfig(), data.FAMILIES[family]["patch_size"]
-    f0, f1 = np.random.default_rng(1).integers(0, 256, (2, 64, 96, 3), dtype=np.uint8)
-    pixel_values, _ = data.patchify(np.stack([f0, f1]), family, cfg)
+    fam = data.FAMILIES[family]
+    P, f = fam["patch_size"], fam["patch_size"] * fam["merge_size"]
+    f0, f1 = np.random.default_rng(1).integers(0, 256, (2, 2 * f, 3 * f, 3), dtype=np.uint8)  # no resize
+    pixel_values, _ = data.patchify(np.stack([f0, f1]), family, VideoConfig())
     ours = pixel_values.reshape(-1, 3, 2, P, P).numpy()  # [N, C, t, P, P]
     for t, frame in enumerate([f0, f1]):
-        ref = oracle(family, cfg)(images=Image.fromarray(frame), return_tensors="np")["pixel_values"]
+        ref_proc = oracle(family, *data.frame_pixels(2, family, VideoConfig()))
+        ref = ref_proc(images=Image.fromarray(frame), return_tensors="np")["pixel_values"]
         np.testing.assert_allclose(ours[:, :, t], ref.reshape(-1, 3, 2, P, P)[:, :, 0], atol=1e-5)
 
 
@@ -315,13 +339,14 @@ def test_target_text_per_task():
 def test_prepare_sample_on_a_toy_clip(family, toy_dir, toy_tok):
     row = toy_rows(toy_dir)[1]
     s = data.prepare_sample(row, toy_tok, family, VideoConfig())
-    T = int(2 * row["duration"])  # frames at 2 fps; 64x64 -> 56x56 (qwen2.5) or 64x64 (qwen3): 4x4 patches
-    P = data.FAMILIES[family]["patch_size"]
+    n, T = int(4 * row["duration"]), int(2 * row["duration"])  # 4 fps clip, 2 fps frames, first to last
+    P = data.FAMILIES[family]["patch_size"]  # 64x64 -> 56x56 (qwen2.5) or 64x64 (qwen3): 4x4 patches
     assert s.grid_thw.tolist() == [[T // 2, 4, 4]] and s.pixel_values.shape == (T // 2 * 16, 3 * 2 * P * P)
+    times = [round(k * (n - 1) / (T - 1)) / 4 for k in range(T)]
     assert s.second_per_grid == 1.0 and s.prompt_ids.dtype == torch.long and s.id == row["id"]
     if family == "qwen3_vl":  # one "<t seconds>" per temporal block, t the mean time of its two frames
         text = toy_tok.decode(s.prompt_ids)
-        assert all(f"<{k + 0.25:.1f} seconds><|vision_start|>" in text for k in range(T // 2))
+        assert all(f"<{(a + b) / 2:.1f} seconds><|vision_start|>" in text for a, b in zip(times[::2], times[1::2]))
     assert (s.prompt_ids == toy_tok.convert_tokens_to_ids("<|video_pad|>")).sum() == T // 2 * 4
 
 

@@ -114,8 +114,8 @@ def test_evaluate_random_model(tiny, toy_dir):
     """The function train.py calls: rows in, metrics out; a random model answers nothing parseable."""
     policy, tokenizer = vlm.load_policy(tiny, torch.device("cpu"), torch.float32)
     rows = data.load_jsonl(str(toy_dir / "train.jsonl"))  # mcq, tvg, gqa, mcq, tvg
-    m = ev.evaluate(policy, tokenizer, rows, "qwen2_5_vl", data.VideoConfig(max_frames=4), batch_size=2, max_new_tokens=8,
-                    progress=False)
+    m = ev.evaluate(policy, tokenizer, rows, "qwen2_5_vl", data.VideoConfig(max_frames=4), batch_size=2,
+                    max_new_tokens=8, progress=False)
     assert (m["n"], m["n_scored"], m["n_failed"]) == (5, 5, 0)
     assert (m["mcq"]["n"], m["tvg"]["n"], m["gqa"]["n"]) == (2, 2, 1)
     assert m["n_unparseable"] == 5 and m["mcq"]["accuracy"] == 0.0 and m["tvg"]["mIoU"] == 0.0

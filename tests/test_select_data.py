@@ -176,7 +176,8 @@ def toy_with_bad_rows(tmp_path_factory, toy_dir):
 
 def run_select(model, data_file, out, *extra):
     sd.main(["--model", str(model), "--data", str(data_file), "--out", str(out), "--k", "4", "--max-new-tokens", "16",
-             "--batch-size", "2", "--max-frames", "4", "--min-iou-std", "0.05", *extra])
+             "--batch-size", "2", "--max-frames", "4", "--min-iou-std", "0.05", "--seed", "3", *extra])  # seed 3:
+    # on these frames the warm model's samples split, 2 of 5 vary (test_select_end_to_end needs both kinds)
     return {k: p.read_bytes() for k, p in sd.out_paths(out).items()}
 
 
@@ -245,7 +246,7 @@ def test_select_torchrun_two_ranks_matches_one(first_run, warm_model, toy_with_b
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
            str(ROOT / "select_data.py"), "--model", str(warm_model), "--data", str(toy_with_bad_rows),
            "--out", str(tmp_path / "selected.jsonl"), "--k", "4", "--max-new-tokens", "16", "--batch-size", "2",
-           "--max-frames", "4", "--min-iou-std", "0.05"]
+           "--max-frames", "4", "--min-iou-std", "0.05", "--seed", "3"]
     subprocess.run(cmd, check=True, cwd=ROOT, capture_output=True, timeout=300)
     paths = sd.out_paths(tmp_path / "selected.jsonl")
     assert paths["kept"].read_bytes() == files["kept"]

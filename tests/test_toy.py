@@ -29,7 +29,8 @@ def test_make_toy_is_deterministic_from_the_seed(tmp_path, toy_dir):
     ours = {r["id"]: r for r in toy_rows(toy_dir)}
     for r in data.load_jsonl(a):  # clip i depends on (seed, i) only, not on n
         assert {**r, "video": ""} == {**ours[r["id"]], "video": ""}
-        assert np.array_equal(data.read_video(r["video"], VideoConfig())[0], data.read_video(ours[r["id"]]["video"], VideoConfig())[0])
+        frames = [data.read_video(path, VideoConfig())[0] for path in (r["video"], ours[r["id"]]["video"])]
+        assert np.array_equal(*frames)
 
 
 def colour_masks(frames, colour):
