@@ -6,7 +6,9 @@
     python convert.py --from nextgqa val.csv out.jsonl --grounding gsub_val.json --video-map map_vid_vidorID.json
     python convert.py --from video_r1 Video-R1-260k.json         out.jsonl --video-dir Video-R1-data
 
-A record that does not convert is listed with its line on stderr; nothing is dropped silently.
+A record that does not convert is listed with its line on stderr; nothing is dropped silently. Times are kept as
+the annotation publishes them: not clipped to the video, not rounded (public annotations end past the decoded video
+by rounding; data.read_jsonl accepts and counts such rows, and the official evaluations score them as they are).
 """
 
 import argparse
@@ -24,15 +26,17 @@ def grounding_question(caption: str) -> str:
 
 
 def from_temporal_r1(rec: dict, k: int) -> dict:
-    """Temporal-R1 training JSON: `solution` = [start, end] as FRACTIONS of `video_length` (seconds)."""
+    """Temporal-R1 training JSON: `solution` = [start, end] as FRACTIONS of `video_length` (seconds).
+
+    Seconds = fraction * video_length, not rounded: IoU does not change with the unit, so our reward in seconds
+    equals the release's in fractions (to float rounding, ~1e-15). An end fraction above 1 is kept as published.
+    """
     (a, b), length = rec["solution"], float(rec["video_length"])
-    if not 0 <= a < b <= 1:
-        raise ValueError(f"solution {rec['solution']} is not an increasing pair of fractions in [0, 1]")
+    if not 0 <= a < min(b, 1):
+        raise ValueError(f"solution {rec['solution']} is not an increasing pair of fractions starting in [0, 1)")
     return dict(
         id=f"{rec.get('dataset', 'temporal_r1')}-{k}", video=rec["video"], task="tvg",
-        question=grounding_question(rec["problem"]),
-        segment=[round(a * length, 2), min(round(b * length, 2), length)],  # rounding may not pass the end
-        duration=length,
+        question=grounding_question(rec["problem"]), segment=[a * length, b * length], duration=length,
     )
 
 
@@ -53,7 +57,12 @@ def from_charades_sta(line: str, k: int, ext: str = ".mp4") -> dict:
 
 def from_nextgqa(rec: dict, k: int, spans: dict, video_map: dict | None = None, ext: str = ".mp4") -> dict:
     """NExT-GQA: QA csv row (video_id, qid, question, answer as text or index, a0..a4) + grounding json
-    {video_id: {duration, location: {qid: [[s, e], ...]}}}. Several spans -> their hull (our schema has one)."""
+    {video_id: {duration, location: {qid: [[s, e], ...]}}}.
+
+    Every span is kept, as published: `segment` is [s, e] for one span, [[s, e], ...] for several (the official
+    evaluation scores the best of them). No `duration` is written: the grounding file's is rounded to whole
+    seconds (64 for a 63.6 s video) and spans run past it, so data.read_jsonl reads the video's own.
+    """
     options = [rec[f"a{i}"].strip() for i in range(5)]
     answer = rec["answer"].strip()
     answer = int(answer) if answer.isdigit() else options.index(answer)
@@ -62,7 +71,7 @@ def from_nextgqa(rec: dict, k: int, spans: dict, video_map: dict | None = None, 
     return dict(
         id=f"{rec['video_id']}_{rec['qid']}", video=(video_map or {}).get(rec["video_id"], rec["video_id"]) + ext,
         task="gqa", question=rec["question"].strip() + "?", options=options, answer=letters(5)[answer],
-        segment=[min(s[0] for s in segs), max(s[1] for s in segs)], duration=float(info["duration"]),
+        segment=segs if len(segs) > 1 else segs[0],
     )
 
 

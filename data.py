@@ -20,7 +20,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from rewards import ANSWER_FORMATS, TASKS
+from rewards import ANSWER_FORMATS, TASKS, gt_spans
 
 try:  # decord is faster, but has no wheel on some platforms (aarch64, macOS): PyAV is the fallback
     import decord
@@ -75,16 +75,17 @@ class Jsonl:
     rows: list  # validated dicts, file order: `video` made absolute, `duration` filled
     lines: list  # the text of each valid row's line, as written
     problems: list  # [Problem], file order; a bad row may have several
+    outside: list  # ids of valid rows whose ground truth starts before 0 or ends after `duration` (_check_segment)
 
 
 def read_jsonl(path: str) -> Jsonl:
     """Read and validate every row of a JSONL file; problems are returned as data, never raised.
 
     Each row gets `video` made absolute (relative paths are relative to the JSONL's folder) and `duration` read
-    from the video when absent.
+    from the video when absent. Rows whose ground truth reaches outside the video are valid and listed in `outside`.
     """
     folder = os.path.dirname(os.path.abspath(path))
-    out, seen = Jsonl([], [], []), {}
+    out, seen = Jsonl([], [], [], []), {}
     with open(path, encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):
             if not line.strip():
@@ -104,14 +105,20 @@ def read_jsonl(path: str) -> Jsonl:
             if not errors:
                 out.rows.append(row)
                 out.lines.append(line.rstrip("\n"))
+                spans = gt_spans(row["segment"]) if task in ("tvg", "gqa") else []
+                out.outside += [rid] if any(s < 0 or e > row["duration"] for s, e in spans) else []
     return out
 
 
 def load_jsonl(path: str, skip_bad: bool = False, report: str | None = None) -> list[dict]:
     """The valid rows of a JSONL file (read_jsonl), or one DataError listing every problem of the file, one per
     `file:line id=… field=…` line. With skip_bad the bad rows are dropped instead, counted on stderr and listed in
-    `report` (default: `<path>.bad.txt`) - never dropped silently."""
+    `report` (default: `<path>.bad.txt`) - never dropped silently. Rows whose ground truth reaches outside the
+    video are kept and counted on stderr."""
     read = read_jsonl(path)
+    if read.outside:
+        print(f"{path}: {len(read.outside)} row(s) whose ground truth reaches outside the video, kept as published",
+              file=sys.stderr)
     n_bad = len({p.line for p in read.problems})
     if read.problems and not skip_bad:
         listed = "\n  ".join(map(str, read.problems))
@@ -184,12 +191,18 @@ def letters(n: int) -> list[str]:
 
 
 def _check_segment(seg, duration) -> list[tuple[str, str]]:
-    if not (isinstance(seg, list) and len(seg) == 2 and all(_number(x) for x in seg)):
-        return [("segment", f"expected [start, end] in seconds, got {seg!r}")]
-    if seg[0] >= seg[1]:
-        return [("segment", f"reversed or empty segment {seg}")]
-    if seg[0] < 0 or (_number(duration) and seg[1] > duration + 1e-6):
-        return [("segment", f"segment {seg} outside [0, duration={duration}]")]
+    """Problems of a ground-truth `segment`: one span [start, end] or a list of them (rewards.gt_spans). Each span
+    must be increasing and overlap the video (start < duration, end > 0), but may reach outside it: rounded public
+    annotations do (Charades-STA `FPJ9D 25.8 34.0` in a 33.4 s video, NExT-GQA starts at -0.1 s) and the official
+    evaluations score them as published; so do we (read_jsonl keeps and counts them in Jsonl.outside)."""
+    spans = seg if isinstance(seg, list) and seg and isinstance(seg[0], list) else [seg]
+    for span in spans:
+        if not (isinstance(span, list) and len(span) == 2 and all(_number(x) for x in span)):
+            return [("segment", f"expected [start, end] or a list of [start, end] in seconds, got {seg!r}")]
+        if span[0] >= span[1]:
+            return [("segment", f"reversed or empty span {span}")]
+        if span[1] <= 0 or (_number(duration) and span[0] >= duration):
+            return [("segment", f"span {span} lies outside the video [0, duration={duration}]")]
     return []
 
 
@@ -462,8 +475,9 @@ def build_prompt(row: dict, tokenizer, family: str, grid_thw, timestamps: list[f
 
 
 def target_text(row: dict) -> str:
-    """SFT target: a one-sentence think, then the answer in rewards.ANSWER_FORMATS (times with one decimal)."""
-    task, (start, end) = row["task"], row.get("segment") or (0.0, 0.0)
+    """SFT target: a one-sentence think, then the answer in rewards.ANSWER_FORMATS (times with one decimal; the
+    first span of a ground truth with several)."""
+    task, (start, end) = row["task"], gt_spans(row["segment"])[0] if row.get("segment") else (0.0, 0.0)
     answer = ANSWER_FORMATS[task].format(letter=row.get("answer"), start=start, end=end)
     span = ANSWER_FORMATS["tvg"].format(start=start, end=end)
     option = row["options"][ord(row["answer"]) - ord("A")] if task in ("mcq", "gqa") else ""

@@ -5,24 +5,34 @@
 
 Every completion is read once, by rewards.score, the training reward itself: the Reward it returns carries the
 option and segment it read, whether the option is right, the IoU and the IoP, so an eval number and a training
-reward never disagree on what an answer says. Metrics, per task:
+reward never disagree on what an answer says. Metrics, per task, each the official evaluation's on the same answers:
 
     mcq  accuracy  = mean(correct)
     tvg  R@m       = mean(IoU >= m) for m in 0.3, 0.5, 0.7;   mIoU = mean(IoU)
-    gqa  accuracy  = mean(correct);  mIoU = mean(IoU);  mIoP = mean(IoP);  IoP@0.5 = mean(IoP >= 0.5)
-         Acc@GQA   = mean(correct and IoP >= 0.5)          (NExT-GQA: right answer AND grounded, over all samples)
+                     = Temporal-R1's `eval_tvg` and lmms-eval's Charades-STA (its `iou`, R@m with >=, mean over all)
+    gqa  accuracy  = mean(correct);  mIoP = mean(IoP);  IoP@m = mean(IoP >= m);  mIoU;  IoU@m   (m in 0.3, 0.5)
+         Acc@GQA   = mean(correct and IoP >= 0.5)
+                     = NExT-GQA's `eval_ground` (get_tIoU per span, the max over a question's spans, over all questions)
 
-where IoP = |pred ∩ gt| / |pred| (how much of the predicted span is inside the ground truth). An unparseable
-answer is wrong with IoU = IoP = 0; it is counted in every denominator and its id listed, never raised. A sample
-whose video fails to load is not scored: it is reported under `failed` with its id and left out of the task
-metrics. A rate over zero samples is None (JSON null), not 0: "no samples" must not read as "a model that scores
-0". Also reported: format-error rate = fraction of completions with rewards.format_reward == 0, truncated rate
-= fraction that hit --max-new-tokens without EOS, the unparseable ids (the first 10) and every failed id.
+where IoU = |pred ∩ gt| / |pred ∪ gt| and IoP = |pred ∩ gt| / |pred| (how much of the predicted span is inside the
+ground truth) are rewards.temporal_iou / temporal_iop: on the raw times, neither the prediction nor the ground truth
+clipped to the video (annotations that end past the decoded video are scored as published); with several
+ground-truth spans each is the max over them; a zero-length prediction inside a span has IoP 1 and IoU 0. An
+unparseable answer is wrong with IoU = IoP = 0 (as the grounding evaluations score it); it is counted in every
+denominator and its id listed, never raised. A rate over zero samples is None (JSON null), not 0: "no samples" must
+not read as "a model that scores 0".
+
+Every row of the file is counted: n_rows = n_scored + n_failed. A row that read_jsonl rejects (a bad field, a missing
+video) or whose video fails to decode is not scored: it is listed under `failed` with its id and reason, and each
+task's section says over how many rows its metrics were computed (n) and how many of its rows failed (n_failed).
+Also reported: format-error rate = fraction of completions with rewards.format_reward == 0, truncated rate =
+fraction that hit --max-new-tokens without EOS, the unparseable ids (the first 10), and n_gt_outside_video, the
+valid rows whose ground truth reaches outside the video (kept and scored as published).
 
 Outputs: the table on stdout; metrics (+ the settings) as JSON at --out (default: eval_<data stem>.json inside
 the model folder, so a checkpoint keeps its own results); next to it <out stem>.samples.jsonl, one line per
 answered sample (completion, parsed option/segment, IoU, IoP, truncated), and <out stem>.bad.txt listing the rows
-data.load_jsonl rejects (a missing video, a bad field), when there are any - those count as failed too.
+data.read_jsonl rejects (a missing video, a bad field), when there are any - those count as failed too.
 
 Rows are read with data.read_jsonl, videos decoded with data.prepare_batch and answers sampled with model.rollout:
 the same prompts and decoding as a GRPO rollout, with group size 1.
@@ -40,7 +50,8 @@ import distributed
 import model as vlm
 import rewards
 
-RECALL_THRESHOLDS = (0.3, 0.5, 0.7)
+RECALL_THRESHOLDS = (0.3, 0.5, 0.7)  # Charades-STA's R@m
+GQA_THRESHOLDS = (0.3, 0.5)  # NExT-GQA's IoP@m and IoU@m
 N_IDS_SHOWN = 10  # unparseable ids listed in the metrics (the per-sample file has them all)
 
 
@@ -68,17 +79,16 @@ def grounding_metrics(ious):
 
 
 def gqa_metrics(correct, ious, iops):
-    """Grounded QA (NExT-GQA): per-sample answer correctness, IoU and IoP -> {n, accuracy, mIoU, mIoP, IoP@0.5,
-    Acc@GQA}. Acc@GQA = fraction of ALL samples answered right with IoP >= 0.5."""
+    """Grounded QA (NExT-GQA): per-sample answer correctness, IoU and IoP -> {n, accuracy, Acc@GQA, mIoP, IoP@0.3,
+    IoP@0.5, mIoU, IoU@0.3, IoU@0.5}, the table of NExT-GQA's eval_ground. Acc@GQA = fraction of ALL samples
+    answered right with IoP >= 0.5."""
     assert len(correct) == len(ious) == len(iops)
-    return {
-        "n": len(correct),
-        "accuracy": _mean(correct),
-        "mIoU": _mean(ious),
-        "mIoP": _mean(iops),
-        "IoP@0.5": _mean([iop >= 0.5 for iop in iops]),
-        "Acc@GQA": _mean([c and iop >= 0.5 for c, iop in zip(correct, iops)]),
-    }
+    out = {"n": len(correct), "accuracy": _mean(correct),
+           "Acc@GQA": _mean([c and iop >= 0.5 for c, iop in zip(correct, iops)])}
+    for name, values in (("IoP", iops), ("IoU", ious)):
+        out[f"m{name}"] = _mean(values)
+        out |= {f"{name}@{m}": _mean([v >= m for v in values]) for m in GQA_THRESHOLDS}
+    return out
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -104,16 +114,18 @@ def score_completion(text, row, truncated=False):
 
 
 def summarize(records, failed):
-    """Per-sample records + failed [{id, task, reason}] -> metrics dict (per task + counts + error lists)."""
-    by_task = {t: [r for r in records if r["task"] == t] for t in rewards.TASKS}
-    out = {"n": len(records) + len(failed), "n_scored": len(records), "n_failed": len(failed)}
-    if by_task["mcq"]:
-        out["mcq"] = mcq_metrics([r["correct"] for r in by_task["mcq"]])
-    if by_task["tvg"]:
-        out["tvg"] = grounding_metrics([r["iou"] for r in by_task["tvg"]])
-    if by_task["gqa"]:
-        rs = by_task["gqa"]
-        out["gqa"] = gqa_metrics([r["correct"] for r in rs], [r["iou"] for r in rs], [r["iop"] for r in rs])
+    """Per-sample records + failed [{id, task, reason}] -> metrics dict (per task + counts + error lists).
+
+    n_rows = n_scored + n_failed; a task with any row, scored or failed, gets a section whose n counts the rows its
+    metrics are computed over and n_failed the ones that could not be scored."""
+    out = {"n_rows": len(records) + len(failed), "n_scored": len(records), "n_failed": len(failed)}
+    for task in rewards.TASKS:
+        scored, n_failed = [r for r in records if r["task"] == task], sum(f["task"] == task for f in failed)
+        if scored or n_failed:
+            correct, ious, iops = ([r.get(k) for r in scored] for k in ("correct", "iou", "iop"))
+            metrics = (mcq_metrics(correct) if task == "mcq" else grounding_metrics(ious) if task == "tvg"
+                       else gqa_metrics(correct, ious, iops))
+            out[task] = {"n": len(scored), "n_failed": n_failed} | metrics
     unparsed = [r["id"] for r in records if not r["parsed"]]
     out["reward"] = _mean([r["reward"] for r in records])  # the training reward's total, on this split
     out["format_error_rate"] = _mean([r["format"] == 0 for r in records])
@@ -139,7 +151,8 @@ def metrics_table(metrics):
     """Metrics dict -> aligned two-column text table (rates as percentages, None as '-')."""
     lines = []
     for k, v in flatten(metrics).items():
-        is_count = k == "n" or k.endswith("/n") or k.startswith("n_")
+        name = k.split("/")[-1]
+        is_count = name == "n" or name.startswith("n_")
         cell = "-" if v is None else (f"{v:d}" if is_count else f"{100 * v:6.2f}")
         lines.append(f"{k:<22}{cell:>8}")
     if metrics.get("unparseable_ids"):
@@ -213,6 +226,7 @@ def main(argv=None):
         records.sort(key=lambda r: order[r["id"]])
         failed.sort(key=lambda f: order[f["id"]])
         metrics = summarize(records, data.failed_rows(read.problems) + failed)
+        metrics["n_gt_outside_video"] = len(read.outside)  # scored as published (data._check_segment)
         print(metrics_table(metrics))
         settings = {k: v for k, v in vars(args).items() if k != "out"} | {"world": world}
         out.write_text(json.dumps({**metrics, "settings": settings}, indent=1))

@@ -42,10 +42,12 @@ class Exercise:
 EXERCISES = [
     Exercise(
         "answers", "parse a temporal answer and score it with temporal IoU and IoP",
-        ("rewards.parse_segment", "rewards.temporal_iou", "rewards.temporal_iop"),
-        grading("test_rewards.py", "parse_segment", "iou_iop", "score_table"),
+        ("rewards.parse_segment", "rewards._iou_iop", "rewards.temporal_iou", "rewards.temporal_iop"),
+        grading("test_rewards.py", "parse_segment", "iou_iop", "iou_iop_equal_the_official_formulas_on_random_spans",
+                "score_table"),
         "IoU = |pred ∩ gt| / |pred ∪ gt|, IoP = |pred ∩ gt| / |pred|, with |a ∩ b| = max(0, min(ends) -"
-        " max(starts)); an unparseable answer scores 0."),
+        " max(starts)), on the raw times; a zero-length prediction inside a span has IoP 1; several ground-truth"
+        " spans: the max over them; an unparseable answer scores 0."),
     Exercise(
         "advantages", "group-relative advantages, and Dr. GRPO's unscaled variant",
         ("grpo.group_advantages",),

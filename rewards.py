@@ -11,6 +11,9 @@ true segment), each added to a format reward:
     tvg   <answer>12.5 to 17.0</answer>         IoU(pred, gt)                     IoU(pred, gt)
     gqa   <answer>B, 12.5 to 17.0</answer>      (1[letter right] + IoU) / 2       IoU(pred, gt)
 
+IoU is taken on the raw predicted and ground-truth times, the prediction not clipped to the video, and with several
+ground-truth spans (NExT-GQA) it is the max over them: exactly the IoU of the official evaluations (temporal_iou), so
+a prediction that runs past the end of the moment, or of the video, pays for it in the reward as in the benchmark.
 format is 1 when the completion is exactly `<think>...</think><answer>...</answer>` (see format_reward).
 Every part lies in [0, 1], so total lies in [0, w_accuracy + w_format] = [0, 1] with the defaults; every field
 is a python float. score() never raises on a completion: any string gets a finite total. An unparseable answer
@@ -57,8 +60,8 @@ class Reward:
     total: float  # w_accuracy * accuracy + w_format * format
     format: float  # 0 or 1
     accuracy: float  # in [0, 1]
-    iou: float  # in [0, 1]; 0 for mcq
-    iop: float  # |pred ∩ gt| / |pred| in [0, 1]; 0 for mcq
+    iou: float  # temporal_iou in [0, 1]; 0 for mcq
+    iop: float  # temporal_iop, |pred ∩ gt| / |pred| in [0, 1]; 0 for mcq
     option: str | None = None  # the option letter read (mcq, gqa), None if absent or unreadable
     segment: tuple | None = None  # the (start, end) read (tvg, gqa), None if absent or unreadable
     right: bool = False  # the option read is the answer (mcq, gqa)
@@ -183,30 +186,50 @@ def parse_gqa(text, options=None):
     return parse_option(text, options), parse_segment(text)
 
 
-def _overlap(pred, gt, duration):
-    """Prediction clipped to [0, duration] (when known), its length, and its intersection with gt."""
-    (ps, pe), (gs, ge) = pred, gt
-    if duration is not None:
-        ps, pe = min(max(ps, 0.0), duration), min(max(pe, 0.0), duration)
-    return pe - ps, ge - gs, max(0.0, min(pe, ge) - max(ps, gs))
+def gt_spans(segment):
+    """The ground-truth spans of a schema row's `segment` -> [(start, end), ...].
+
+    A segment is one span `[start, end]` or a list of spans `[[start, end], ...]` (a question with several
+    ground-truth moments, as NExT-GQA annotates them).
+    """
+    if segment and isinstance(segment[0], (list, tuple)):
+        return [tuple(span) for span in segment]
+    return [tuple(segment)]
 
 
-def temporal_iou(pred, gt, duration=None):
-    """|pred ∩ gt| / |pred ∪ gt|, pred clipped to [0, duration] when known. 0 for pred None or a zero union."""
-    if pred is None:
-        return 0.0
-    len_pred, len_gt, inter = _overlap(pred, gt, duration)
-    union = len_pred + len_gt - inter
-    return float(inter / union) if union > 0 else 0.0
+def _iou_iop(pred, span):
+    """(IoU, IoP) of a predicted (start, end) and one ground-truth span, both as given (neither clipped to the video).
+
+        inter = max(0, min(pe, ge) - max(ps, gs))
+        IoU   = inter / (max(pe, ge) - min(ps, gs))     overlapping spans: the hull is the union; disjoint: 0 / hull
+        IoP   = inter / (pe - ps)                        the share of the prediction inside the span
+
+    A zero-length prediction (ps == pe) has IoU 0, and IoP 1 when it lies in the span (ends included), else 0.
+    """
+    (ps, pe), (gs, ge) = pred, span
+    if ps == pe:
+        return 0.0, float(gs <= ps <= ge)
+    inter = max(0.0, min(pe, ge) - max(ps, gs))
+    return float(inter / (max(pe, ge) - min(ps, gs))), float(inter / (pe - ps))
 
 
-def temporal_iop(pred, gt, duration=None):
-    """|pred ∩ gt| / |pred| (grounded QA's metric), pred clipped to [0, duration] when known. 0 for pred None or
-    a zero-length prediction."""
-    if pred is None:
-        return 0.0
-    len_pred, _, inter = _overlap(pred, gt, duration)
-    return float(inter / len_pred) if len_pred > 0 else 0.0
+def temporal_iou(pred, gt):
+    """Temporal IoU of a prediction and the ground truth `gt` (a segment: one span or several, see gt_spans): the max
+    over the spans of |pred ∩ span| / |pred ∪ span| (_iou_iop), on the raw times. 0 for pred None.
+
+    One span: Temporal-R1's reward and grounding evaluation (`eval_tvg`) and lmms-eval's Charades-STA `iou`. Several:
+    NExT-GQA's evaluation (`eval_ground`), which keeps the largest IoU of get_tIoU over a question's spans.
+    """
+    return 0.0 if pred is None else max(_iou_iop(pred, span)[0] for span in gt_spans(gt))
+
+
+def temporal_iop(pred, gt):
+    """Temporal IoP (intersection over prediction), grounded QA's metric: the max over the spans of gt of
+    |pred ∩ span| / |pred| on the raw times; a zero-length prediction inside a span has IoP 1. 0 for pred None.
+
+    Equals NExT-GQA's evaluation (`eval_ground`): get_tIoU's IoP, the largest over a question's spans.
+    """
+    return 0.0 if pred is None else max(_iou_iop(pred, span)[1] for span in gt_spans(gt))
 
 
 def _strip_eos(text):
@@ -236,7 +259,7 @@ def format_reward(completion):
 
 
 def score(completion, sample, w_accuracy=0.5, w_format=0.5):
-    """Reward of one completion for one schema row (`task`, `options`, `answer`, `segment`, `duration`).
+    """Reward of one completion for one schema row (`task`, `options`, `answer`, `segment`).
 
     total = w_accuracy * accuracy + w_format * format, in [0, w_accuracy + w_format] (see the module docstring
     for accuracy and iou per task). Never raises on the completion; an unknown task is a ValueError.
@@ -255,8 +278,7 @@ def score(completion, sample, w_accuracy=0.5, w_format=0.5):
     right = option is not None and option == sample["answer"]
     iou = iop = 0.0
     if task != "mcq":
-        iou = temporal_iou(segment, sample["segment"], sample.get("duration"))
-        iop = temporal_iop(segment, sample["segment"], sample.get("duration"))
+        iou, iop = temporal_iou(segment, sample["segment"]), temporal_iop(segment, sample["segment"])
     accuracy = {"mcq": float(right), "tvg": iou, "gqa": (float(right) + iou) / 2}[task]
     parsed = (option is not None or task == "tvg") and (segment is not None or task == "mcq")
     fmt = format_reward(completion)

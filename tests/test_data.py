@@ -57,9 +57,12 @@ BAD = {  # kind of bad input -> (the bad row, or a raw line, and the field the e
     "mistyped id": (dict(id=7), "id"),
     "unknown task": (dict(task="caption"), "task"),
     "bad answer letter": (dict(answer="E"), "answer"),
-    "segment outside duration": (dict(segment=[3.0, 4.5]), "segment"),
-    "negative segment": (dict(segment=[-1.0, 2.0]), "segment"),
+    "segment starting at the video's end": (dict(segment=[4.0, 4.5]), "segment"),
+    "segment ending before the video": (dict(segment=[-1.0, 0.0]), "segment"),
     "reversed segment": (dict(segment=[2.0, 0.5]), "segment"),
+    "reversed span among several": (dict(segment=[[0.5, 1.0], [2.0, 1.5]]), "segment"),
+    "spans and numbers mixed": (dict(segment=[[0.5, 1.0], 2.0]), "segment"),
+    "no span": (dict(segment=[]), "segment"),
     "duplicate id": (dict(id="ok"), "id"),
     "missing video file": (dict(video="no_such.mp4"), "video"),
 }
@@ -87,6 +90,21 @@ def test_load_jsonl_reports_all_problems_of_a_file_at_once(toy_dir, tmp_path):
         data.load_jsonl(str(path))
     for lineno in range(2, len(lines) + 1):
         assert f"{path}:{lineno} " in str(e.value)
+
+
+def test_ground_truth_past_the_video_loads_as_published_and_is_counted(toy_dir, tmp_path, capsys):
+    """Annotations rounded past the video load unchanged: counted in Jsonl.outside and on stderr, never refused."""
+    lines = [good_row(toy_dir, id="inside"),
+             good_row(toy_dir, id="FPJ9D", task="tvg", segment=[25.8, 34.0], duration=33.4),  # Charades-STA
+             good_row(toy_dir, id="2482028659_2", segment=[[0.0, 6.1], [9.2, 21.5]], duration=21),  # NExT-GQA gsub
+             good_row(toy_dir, id="3305288577_0", segment=[-0.1, 25.1], duration=26)]  # NExT-GQA test: before 0
+    path = write_lines(tmp_path / "rows.jsonl", lines)
+    read = data.read_jsonl(str(path))
+    assert read.problems == [] and [r["id"] for r in read.rows] == ["inside", "FPJ9D", "2482028659_2", "3305288577_0"]
+    assert read.rows[2]["segment"] == [[0.0, 6.1], [9.2, 21.5]]  # as written
+    assert read.outside == ["FPJ9D", "2482028659_2", "3305288577_0"]
+    assert len(data.load_jsonl(str(path))) == 4
+    assert "3 row(s) whose ground truth reaches outside the video, kept as published" in capsys.readouterr().err
 
 
 def test_skip_bad_drops_counts_and_lists_bad_rows(toy_dir, tmp_path, capsys):
@@ -333,6 +351,7 @@ def test_target_text_per_task():
     assert data.target_text(GQA) == (
         "<think>From 0.5 to 3.0 seconds the answer is blue.</think><answer>B, 0.5 to 3.0</answer>"
     )
+    assert data.target_text(dict(GQA, segment=[[0.5, 1.0], [2.0, 3.0]])).endswith("B, 0.5 to 1.0</answer>")  # 1st
 
 
 @pytest.mark.parametrize("family", list(data.FAMILIES))

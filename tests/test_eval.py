@@ -11,6 +11,7 @@ import torch
 import data
 import eval as ev
 import model as vlm
+from test_rewards import official_iou, official_question
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,21 +36,23 @@ def test_gqa_metrics_worked_example():
     m = ev.gqa_metrics(correct, ious, iops)
     assert m["n"] == 4 and m["accuracy"] == 0.75
     assert m["mIoU"] == pytest.approx(0.425) and m["mIoP"] == pytest.approx(0.575)
-    assert m["IoP@0.5"] == 0.5  # samples 0 and 2
+    assert (m["IoP@0.3"], m["IoP@0.5"]) == (0.75, 0.5)  # samples 0, 1, 2 and samples 0, 2
+    assert (m["IoU@0.3"], m["IoU@0.5"]) == (0.5, 0.5)  # samples 0 and 2
     assert m["Acc@GQA"] == 0.25  # right AND IoP >= 0.5: only sample 0 (sample 2 is grounded but wrong)
-    assert ev.gqa_metrics([], [], []) == {"n": 0, "accuracy": None, "mIoU": None, "mIoP": None,
-                                          "IoP@0.5": None, "Acc@GQA": None}
+    assert ev.gqa_metrics([], [], []) == {"n": 0, "accuracy": None, "Acc@GQA": None, "mIoP": None, "IoP@0.3": None,
+                                          "IoP@0.5": None, "mIoU": None, "IoU@0.3": None, "IoU@0.5": None}
 
 
 def test_flatten_and_table():
-    m = {"n": 3, "n_failed": 1, "tvg": {"n": 2, "R@0.5": 0.5, "mIoU": None}, "unparseable_ids": ["x"],
-         "failed": [{"id": "y", "task": "tvg", "reason": "no video"}]}
-    assert ev.flatten(m) == {"n": 3, "n_failed": 1, "tvg/n": 2, "tvg/R@0.5": 0.5, "tvg/mIoU": None}
+    m = {"n_rows": 3, "n_failed": 1, "tvg": {"n": 2, "n_failed": 1, "R@0.5": 0.5, "mIoU": None},
+         "unparseable_ids": ["x"], "failed": [{"id": "y", "task": "tvg", "reason": "no video"}]}
+    assert ev.flatten(m) == {"n_rows": 3, "n_failed": 1, "tvg/n": 2, "tvg/n_failed": 1, "tvg/R@0.5": 0.5,
+                             "tvg/mIoU": None}
     lines = ev.metrics_table(m).splitlines()
-    assert lines[:5] == ["n                            3", "n_failed                     1",
-                         "tvg/n                        2", "tvg/R@0.5                50.00",
-                         "tvg/mIoU                     -"]
-    assert lines[5:] == ["unparseable: x", "failed: y (no video)"]
+    assert lines[:6] == ["n_rows                       3", "n_failed                     1",
+                         "tvg/n                        2", "tvg/n_failed                 1",
+                         "tvg/R@0.5                50.00", "tvg/mIoU                     -"]
+    assert lines[6:] == ["unparseable: x", "failed: y (no video)"]
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -80,9 +83,10 @@ def test_summarize_counts_and_all_unparseable():
              "g": "<think></think><answer>A, 3.0 to 5.0</answer>"}
     records = [ev.score_completion(texts[row["id"]], row) for row in (MCQ, TVG, GQA)]
     m = ev.summarize(records, [{"id": "v", "task": "tvg", "reason": "cannot read video"}])
-    assert (m["n"], m["n_scored"], m["n_failed"], m["n_unparseable"]) == (4, 3, 1, 0)
-    assert m["mcq"] == {"n": 1, "accuracy": 1.0}
-    assert m["tvg"]["n"] == 1 and m["tvg"]["R@0.3"] == 1.0 and m["tvg"]["R@0.5"] == 0.0  # IoU 1/3
+    assert (m["n_rows"], m["n_scored"], m["n_failed"], m["n_unparseable"]) == (4, 3, 1, 0)
+    assert m["mcq"] == {"n": 1, "n_failed": 0, "accuracy": 1.0}
+    assert (m["tvg"]["n"], m["tvg"]["n_failed"]) == (1, 1)  # the metrics are over the 1 scored row of 2
+    assert m["tvg"]["R@0.3"] == 1.0 and m["tvg"]["R@0.5"] == 0.0  # IoU 1/3
     assert m["gqa"]["Acc@GQA"] == 1.0 and m["format_error_rate"] == 0.0 and m["truncated_rate"] == 0.0
     assert m["failed"] == [{"id": "v", "task": "tvg", "reason": "cannot read video"}]
     # the training reward on the split, 0.5 accuracy + 0.5 format: mcq 1, tvg IoU 1/3, gqa (1 + 1/2) / 2
@@ -93,8 +97,70 @@ def test_summarize_counts_and_all_unparseable():
     assert m["n_unparseable"] == 3 and m["unparseable_ids"] == ["m", "t", "g"] and m["format_error_rate"] == 1.0
     assert m["mcq"]["accuracy"] == 0.0 and m["tvg"]["mIoU"] == 0.0 and m["gqa"]["Acc@GQA"] == 0.0
 
-    m = ev.summarize([], [])  # nothing at all: no task sections, rates None
-    assert (m["n"], m["format_error_rate"]) == (0, None) and "mcq" not in m
+    m = ev.summarize([], [{"id": "line 3", "task": "?", "reason": "not valid JSON"}])  # nothing scored
+    assert (m["n_rows"], m["n_failed"], m["format_error_rate"]) == (1, 1, None) and "mcq" not in m
+    m = ev.summarize([], [{"id": "v", "task": "gqa", "reason": "cannot read video"}])  # a task with no scored row
+    assert m["gqa"]["n"] == 0 and m["gqa"]["n_failed"] == 1 and m["gqa"]["Acc@GQA"] is None
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the metrics equal the official evaluations' on the same answers (their formulas transcribed in test_rewards.py)
+
+FPJ9D = {"task": "tvg", "segment": [25.8, 34.0], "duration": 33.4}  # Charades-STA: ends past the decoded video
+AT_END = {"task": "tvg", "segment": [24.3, 30.0], "duration": 30.0}
+NEXTGQA_7 = {"task": "gqa", "segment": [[20.9, 22.7], [23.8, 26.0], [34.4, 35.8], [50.5, 57.5], [58.5, 63.6]],
+             "options": ["give him catalogue", "show him a video", "show him the watch", "dismount his bicycle",
+                         "give him the watch strap"], "answer": "C", "duration": 63.6}  # 2435100235 qid 7
+NEXTGQA_2 = {"task": "gqa", "segment": [[0.0, 6.1], [9.2, 21.5]], "options": ["speech script",
+             "hold painted picture", "birthday card", "draw on it", "set up fire"], "answer": "A",
+             "duration": 21.45}  # 2482028659 qid 2: gsub's duration is 21, the video 643 frames at 29.97 fps
+ANSWERS = [  # (row, answer): overshooting the video, one of several spans, zero length, unparseable
+    (FPJ9D, "25.8 to 33.4"), (FPJ9D, "25.8 to 34.0"), (FPJ9D, "25 to 40"), (FPJ9D, "30 to 30"), (FPJ9D, "soon"),
+    (AT_END, "25 to 40"), (AT_END, "24.3 to 30"), (AT_END, "20 to 28"), (AT_END, "10 to 20"),
+    (NEXTGQA_7, "C, 20.9 to 63.6"), (NEXTGQA_7, "C, 50 to 60"), (NEXTGQA_7, "A, 50.5 to 57.5"),
+    (NEXTGQA_7, "C, 55 to 55"), (NEXTGQA_7, "C, 36 to 50"), (NEXTGQA_7, "C, 21 to 27"),
+    (NEXTGQA_2, "A, 0 to 21.5"), (NEXTGQA_2, "A, 9 to 25"), (NEXTGQA_2, "A, 7 to 7"), (NEXTGQA_2, "B, 3 to 3"),
+    (NEXTGQA_2, "A, 5 to 12"),
+]
+
+
+def official_charades(gts, preds):
+    """Temporal-R1's `eval_tvg` / lmms-eval Charades-STA main loop, in words: IoU of each answer (an unparseable
+    one is replaced by a span 10 s after the ground truth, so IoU 0); R@m = count(IoU >= m) / count; mIoU the mean."""
+    ious = [official_iou(gt, pred if pred else (gt[1] + 10, gt[1] + 20)) for gt, pred in zip(gts, preds)]
+    return {**{f"R@{m}": sum(iou >= m for iou in ious) / len(ious) for m in (0.3, 0.5, 0.7)},
+            "mIoU": sum(ious) / len(ious)}
+
+
+def official_nextgqa(spans, preds, right):
+    """NExT-GQA's `eval_ground` main loop, in words: per question the max IoU and max IoP over its spans; TIoP@m and
+    TIoU@m count those >= m; Acc&GQA counts the questions with IoP >= 0.5 answered right; all over the count."""
+    best = [official_question(locs, pred) for locs, pred in zip(spans, preds)]
+    n = len(best)
+    out = {"Acc@GQA": sum(iop >= 0.5 and ok for (_, iop), ok in zip(best, right)) / n,
+           "mIoU": sum(iou for iou, _ in best) / n, "mIoP": sum(iop for _, iop in best) / n}
+    for m in (0.3, 0.5):
+        out |= {f"IoU@{m}": sum(iou >= m for iou, _ in best) / n, f"IoP@{m}": sum(iop >= m for _, iop in best) / n}
+    return out
+
+
+def test_metrics_equal_the_official_evaluations():
+    records = [ev.score_completion(f"<think></think><answer>{text}</answer>", {**row, "id": f"a{i}"})
+               for i, (row, text) in enumerate(ANSWERS)]
+    m = ev.summarize(records, [])
+    tvg = [(row, rec) for (row, _), rec in zip(ANSWERS, records) if row["task"] == "tvg"]
+    expected = official_charades([row["segment"] for row, _ in tvg], [rec["segment"] for _, rec in tvg])
+    assert m["tvg"] == {"n": 9, "n_failed": 0, **{k: pytest.approx(v, abs=1e-6) for k, v in expected.items()}}
+    # by hand: IoU 7.6/8.2, 1, 8.2/15, 0, 0 (FPJ9D); 5/15.7 (0.318, not 0.877 clipped), 1, 3.7/10, 0 (AT_END)
+    ious = [7.6 / 8.2, 1, 8.2 / 15, 0, 0, 5 / 15.7, 1, 3.7 / 10, 0]
+    assert expected == {"R@0.3": 6 / 9, "R@0.5": 4 / 9, "R@0.7": 3 / 9, "mIoU": pytest.approx(sum(ious) / 9)}
+    gqa = [(row, rec) for (row, _), rec in zip(ANSWERS, records) if row["task"] == "gqa"]
+    expected = official_nextgqa([row["segment"] for row, _ in gqa], [rec["segment"] for _, rec in gqa],
+                                [rec["correct"] for _, rec in gqa])
+    assert {k: m["gqa"][k] for k in expected} == {k: pytest.approx(v, abs=1e-6) for k, v in expected.items()}
+    # by hand: right with IoP >= 0.5 are "C, 50 to 60" (7/10), "C, 55 to 55" (a point in a span: 1),
+    # "A, 0 to 21.5" (12.3/21.5) and "A, 9 to 25" (12.3/16); "C, 20.9 to 63.6" has IoP 7/42.7 (the hull would be 1)
+    assert m["gqa"]["n"] == 11 and expected["Acc@GQA"] == 4 / 11
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -116,7 +182,7 @@ def test_evaluate_random_model(tiny, toy_dir):
     rows = data.load_jsonl(str(toy_dir / "train.jsonl"))  # mcq, tvg, gqa, mcq, tvg
     m = ev.evaluate(policy, tokenizer, rows, "qwen2_5_vl", data.VideoConfig(max_frames=4), batch_size=2,
                     max_new_tokens=8, progress=False)
-    assert (m["n"], m["n_scored"], m["n_failed"]) == (5, 5, 0)
+    assert (m["n_rows"], m["n_scored"], m["n_failed"]) == (5, 5, 0)
     assert (m["mcq"]["n"], m["tvg"]["n"], m["gqa"]["n"]) == (2, 2, 1)
     assert m["n_unparseable"] == 5 and m["mcq"]["accuracy"] == 0.0 and m["tvg"]["mIoU"] == 0.0
     assert m["truncated_rate"] is not None and 0 <= m["truncated_rate"] <= 1
@@ -125,12 +191,15 @@ def test_evaluate_random_model(tiny, toy_dir):
 
 @pytest.fixture(scope="module")
 def test_file(tmp_path_factory, toy_dir):
-    """The toy test row (gqa) + a row whose video does not decode + a row whose video is missing."""
+    """The toy test row (gqa) + a row whose ground truth ends 0.6 s past its video (duration read from the video)
+    + a row whose video does not decode + a row whose video is missing."""
     out = tmp_path_factory.mktemp("bad")
     (out / "broken.mp4").write_bytes(b"\x00" * 64)
     rows = [json.loads(line) for line in (toy_dir / "test.jsonl").read_text().splitlines()]
     rows = [{**r, "video": str(toy_dir / r["video"])} for r in rows]
-    rows += [{"id": "broken", "video": "broken.mp4", "task": "mcq", "question": "?", "options": ["x", "y"],
+    rows += [{"id": "past-end", "video": rows[0]["video"], "task": "tvg", "question": "When?",
+              "segment": [1.0, rows[0]["duration"] + 0.6]},
+             {"id": "broken", "video": "broken.mp4", "task": "mcq", "question": "?", "options": ["x", "y"],
               "answer": "A", "duration": 4.0},
              {"id": "missing", "video": "nope.mp4", "task": "tvg", "question": "?", "segment": [1, 2],
               "duration": 4.0}]
@@ -145,11 +214,12 @@ def test_eval_cli_with_a_broken_and_a_missing_video(tiny, test_file):
     ev.main(["--model", str(tiny), "--data", str(test_file), *ARGS])
     out = tiny / "eval_test.json"  # default: next to the model
     m = json.loads(out.read_text())
-    assert (m["n"], m["n_scored"], m["n_failed"]) == (3, 1, 2)
+    assert (m["n_rows"], m["n_scored"], m["n_failed"], m["n_gt_outside_video"]) == (4, 2, 2, 1)  # every row counted
     assert sorted(f["id"] for f in m["failed"]) == ["broken", "missing"]
+    assert (m["tvg"]["n"], m["tvg"]["n_failed"], m["mcq"]["n"], m["mcq"]["n_failed"]) == (1, 1, 0, 1)
     assert m["gqa"]["n"] == 1 and m["settings"]["temperature"] == 0.0
     samples = [json.loads(line) for line in out.with_suffix(".samples.jsonl").read_text().splitlines()]
-    assert [s["id"] for s in samples] == ["toy-00005"] and "completion" in samples[0]
+    assert [s["id"] for s in samples] == ["toy-00005", "past-end"] and "completion" in samples[0]
     assert "file not found" in out.with_suffix(".bad.txt").read_text()
 
 

@@ -12,6 +12,12 @@ OPTIONS = ["a dog runs", "a cat sleeps", "a bird sings", "a fish swims"]
 MCQ = {"task": "mcq", "options": OPTIONS, "answer": "B"}
 TVG = {"task": "tvg", "segment": [10.0, 20.0], "duration": 30.0}
 GQA = {"task": "gqa", "options": OPTIONS, "answer": "B", "segment": [10.0, 20.0], "duration": 30.0}
+# ground truth of real annotations, times as published
+AT_THE_END = [24.3, 30.0]  # a moment that ends where its 30 s video ends
+CHARADES_FPJ9D = [25.8, 34.0]  # Charades-STA `FPJ9D 25.8 34.0##person sit on a chair.`: the video is 33.4 s
+NEXTGQA_2435100235_7 = [[20.9, 22.7], [23.8, 26.0], [34.4, 35.8], [50.5, 57.5], [58.5, 63.6]]  # gsub_val.json
+NEXTGQA_2482028659_2 = [[0.0, 6.1], [9.2, 21.5]]  # gsub_val.json: duration 21, the video 21.45 s
+GQA_SPANS = dict(GQA, segment=NEXTGQA_2435100235_7, duration=63.6)
 
 
 @pytest.mark.parametrize("text, expected", [
@@ -105,21 +111,81 @@ def test_parse_gqa(text, expected):
     assert parse_gqa(text, OPTIONS) == expected
 
 
-@pytest.mark.parametrize("pred, gt, duration, iou, iop", [
-    ((12.5, 17.0), (10, 20), None, 4.5 / 10, 1.0),  # inside: IoU = 4.5 / 10
-    ((15, 25), (10, 20), None, 5 / 15, 5 / 10),  # overlap 5, union 15
-    ((15, 40), (10, 20), None, 5 / 30, 5 / 25),
-    ((15, 40), (10, 20), 30.0, 5 / 20, 5 / 15),  # clipped to [15, 30]
-    ((25, 35), (10, 20), 30.0, 0.0, 0.0),  # disjoint
-    ((10, 20), (10, 20), None, 1.0, 1.0),
-    ((12, 12), (10, 20), None, 0.0, 0.0),  # zero-length prediction
-    ((3, 3), (3, 3), None, 0.0, 0.0),  # zero union: no division by zero
-    ((40, 50), (10, 20), 30.0, 0.0, 0.0),  # clipped to [30, 30]
-    (None, (10, 20), 30.0, 0.0, 0.0),  # unparseable
+@pytest.mark.parametrize("pred, gt, iou, iop", [
+    ((12.5, 17.0), (10, 20), 4.5 / 10, 1.0),  # inside: IoU = 4.5 / 10
+    ((15, 25), (10, 20), 5 / 15, 5 / 10),  # overlap 5, union 15
+    ((25, 35), (10, 20), 0.0, 0.0),  # disjoint
+    ((10, 20), (10, 20), 1.0, 1.0),
+    ((25, 40), AT_THE_END, 5 / 15.7, 5 / 15),  # past the video's 30 s: not clipped (clipped would be 0.877)
+    ((25, 25), AT_THE_END, 0.0, 1.0),  # zero length inside the span: IoP 1, IoU 0
+    ((30, 30), AT_THE_END, 0.0, 1.0),  # ... the span's ends included
+    ((31, 31), AT_THE_END, 0.0, 0.0),  # ... outside: 0
+    ((25.8, 33.4), CHARADES_FPJ9D, 7.6 / 8.2, 1.0),  # a ground truth past the video's end: as published
+    ((0, 25.1), (-0.1, 25.1), 25.1 / 25.2, 1.0),  # a ground truth starting before 0 (NExT-GQA test) as published
+    ((20.9, 63.6), NEXTGQA_2435100235_7, 7.0 / 42.7, 7.0 / 42.7),  # max over 5 spans: [50.5, 57.5] (hull: 1.0)
+    ((50.0, 60.0), NEXTGQA_2435100235_7, 7.0 / 10.0, 7.0 / 10.0),  # the best span for IoU and for IoP
+    ((5.0, 12.0), NEXTGQA_2482028659_2, 2.8 / 16.5, 2.8 / 7.0),  # [9.2, 21.5] beats [0.0, 6.1] (1.1 / 12, 1.1 / 7)
+    ((0.5, 3.0), [[0, 1], [2, 10]], 0.5 / 3, 1 / 2.5),  # the max IoU from [0, 1], the max IoP from [2, 10]
+    ((5.0, 8.0), NEXTGQA_2482028659_2, 1.1 / 8.0, 1.1 / 3.0),
+    ((3.0, 3.0), NEXTGQA_2482028659_2, 0.0, 1.0),
+    ((7.0, 7.0), NEXTGQA_2482028659_2, 0.0, 0.0),  # between the spans
+    (None, (10, 20), 0.0, 0.0),  # unparseable
 ])
-def test_iou_iop(pred, gt, duration, iou, iop):
-    assert temporal_iou(pred, gt, duration) == pytest.approx(iou, abs=1e-12)
-    assert temporal_iop(pred, gt, duration) == pytest.approx(iop, abs=1e-12)
+def test_iou_iop(pred, gt, iou, iop):
+    """IoU and IoP on the raw times; several spans: the max over them (NExT-GQA's eval_ground)."""
+    assert temporal_iou(pred, gt) == pytest.approx(iou, abs=1e-12)
+    assert temporal_iop(pred, gt) == pytest.approx(iop, abs=1e-12)
+    assert round(temporal_iou((25, 40), AT_THE_END), 3) == 0.318  # the official number
+    assert round(temporal_iou((20.9, 63.6), NEXTGQA_2435100235_7), 3) == 0.164
+
+
+def official_iou(gt, pred):
+    """Temporal-R1's `eval_tvg` and lmms-eval's Charades-STA `iou(A, B)`, in words: the overlap of the two spans,
+    floored at 0, divided by the distance from the earlier start to the later end."""
+    return max(min(gt[1], pred[1]) - max(gt[0], pred[0]), 0) / (max(gt[1], pred[1]) - min(gt[0], pred[0]))
+
+
+def official_get_tiou(loc, span):
+    """NExT-GQA's `eval_ground.get_tIoU(loc, span)` (loc: a ground-truth span, span: the prediction) -> (IoU, IoP),
+    in words: a zero-length prediction scores IoU 0 and IoP 1 if loc[0] <= it <= loc[1], else 0; otherwise the
+    overlap (NOT floored at 0) over the distance from the earlier start to the later end, and over the prediction's
+    length."""
+    if span[0] == span[1]:
+        return 0, int(loc[0] <= span[0] <= loc[1])
+    overlap = min(loc[1], span[1]) - max(loc[0], span[0])
+    return overlap / (max(loc[1], span[1]) - min(loc[0], span[0])), overlap / (span[1] - span[0])
+
+
+def official_question(locs, span):
+    """NExT-GQA's eval_ground per question: the largest IoU and the largest IoP over the spans, each starting at 0
+    (which is what floors a negative overlap)."""
+    best_iou = best_iop = 0
+    for loc in locs:
+        iou, iop = official_get_tiou(loc, span)
+        best_iou, best_iop = max(best_iou, iou), max(best_iop, iop)
+    return best_iou, best_iop
+
+
+def test_iou_iop_equal_the_official_formulas_on_random_spans():
+    """2000 random predictions (overshooting the video, zero-length, disjoint) against random one- and
+    several-span ground truths, times on a 0.1 s grid as annotations and answers write them: equal to 1e-12."""
+    rng = random.Random(0)
+
+    def tenth(lo, hi):
+        return round(rng.uniform(lo, hi), 1)
+
+    for _ in range(2000):
+        duration = tenth(5, 60)
+        gt = sorted({(a, b) for a, b in (sorted((tenth(-0.2, duration + 1), tenth(0, duration + 1)))
+                                         for _ in range(rng.randint(1, 5))) if a < b}) or [(1.0, 2.0)]
+        start = tenth(0, duration + 10)
+        pred = (start, start if rng.random() < 0.2 else tenth(start, duration + 20))
+        gt_field = [list(s) for s in gt] if len(gt) > 1 else list(gt[0])
+        iou, iop = official_question(gt, pred)
+        assert temporal_iou(pred, gt_field) == pytest.approx(iou, abs=1e-12)
+        assert temporal_iop(pred, gt_field) == pytest.approx(iop, abs=1e-12)
+        if len(gt) == 1 and pred[0] < pred[1]:
+            assert temporal_iou(pred, gt_field) == pytest.approx(official_iou(gt[0], pred), abs=1e-12)
 
 
 @pytest.mark.parametrize("completion, expected", [
@@ -162,12 +228,12 @@ def r(total, fmt, accuracy, iou):
     ("<answer>B</answer>", MCQ, r(0.5, 0.0, 1.0, 0.0)),
     ("<think>x</think><answer>B</answer> I hope", MCQ, r(0.5, 0.0, 1.0, 0.0)),
     ("B", MCQ, r(0.0, 0.0, 0.0, 0.0)),
-    # tvg: accuracy = IoU with [10, 20], duration 30
+    # tvg: accuracy = IoU with [10, 20] (the video: 30 s)
     ("<think>x</think><answer>12.5 to 17.0</answer>", TVG, r(0.5 * 0.45 + 0.5, 1.0, 0.45, 0.45)),
     ("<think>x</think><answer>12.5-17.0</answer><|endoftext|>", TVG, r(0.725, 1.0, 0.45, 0.45)),
     ('<think>x</think><answer>{"start_time": "15", "end_time": "25"}</answer>', TVG,
      r(0.5 / 3 + 0.5, 1.0, 1 / 3, 1 / 3)),
-    ("<think>x</think><answer>[15, 40]</answer>", TVG, r(0.625, 1.0, 0.25, 0.25)),  # clipped to [15, 30]
+    ("<think>x</think><answer>[15, 40]</answer>", TVG, r(0.5 / 6 + 0.5, 1.0, 1 / 6, 1 / 6)),  # 5 / 30, not clipped
     ("<think>x</think><answer>00:10 - 00:20</answer>", TVG, r(1.0, 1.0, 1.0, 1.0)),
     ("<think>x</think><answer>17.0 to 12.5</answer>", TVG, r(0.5, 1.0, 0.0, 0.0)),
     ("<think>x</think><answer>nan to inf</answer>", TVG, r(0.5, 1.0, 0.0, 0.0)),
@@ -178,6 +244,10 @@ def r(total, fmt, accuracy, iou):
     ("<think>x</think><answer>B</answer>", GQA, r(0.75, 1.0, 0.5, 0.0)),
     ("<think>x</think><answer>(B) a cat sleeps; [10, 20]</answer>", GQA, r(1.0, 1.0, 1.0, 1.0)),
     ("<think>x</think><answer>20 to 10, B</answer>", GQA, r(0.5, 1.0, 0.0, 0.0)),
+    # gqa with several ground-truth spans (NExT-GQA 2435100235 qid 7): IoU is the best span's, 7 / 42.7
+    ("<think>x</think><answer>B, 20.9 to 63.6</answer>", GQA_SPANS, r(0.5 * (1 + 7 / 42.7) / 2 + 0.5, 1.0,
+                                                                      (1 + 7 / 42.7) / 2, 7 / 42.7)),
+    ("<think>x</think><answer>B, 50.5 to 57.5</answer>", GQA_SPANS, r(1.0, 1.0, 1.0, 1.0)),
 ])
 def test_score_table(completion, sample, expected):
     got = score(completion, sample)
@@ -256,7 +326,7 @@ def test_fuzz_scores_are_finite_and_in_range():
     rng = random.Random(0)
     completions = HOSTILE + [random_completion(rng) for _ in range(3000)]
     for c in completions:
-        for sample in (MCQ, TVG, GQA):
+        for sample in (MCQ, TVG, GQA, GQA_SPANS):
             got = score(c, sample)
             for v in (getattr(got, k) for k in NUMBERS):
                 assert type(v) is float and math.isfinite(v) and 0.0 <= v <= 1.0, (c[:200], got)
