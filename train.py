@@ -117,8 +117,7 @@ class Config:
     toy_grpo_steps: int = arg(120, "toy GRPO steps")
 
 
-# flags a resumed run may change: those of one invocation (not compared) and bookkeeping (reported); any other
-# difference from the config stored in the checkpoint refuses the resume
+# what a resume may change: per-invocation flags (not compared), bookkeeping (reported); anything else refuses it
 PER_INVOCATION = ("resume", "overwrite", "stop_after")
 RESUMABLE_CHANGES = ("steps", "save_every", "keep_last", "log_samples", "out", "test_data", "grad_checkpointing",
                      "toy_n", "toy_sft_steps", "toy_grpo_steps")
@@ -162,10 +161,9 @@ def prompt_indices(n_rows, seed, step, batch_size, rank, world):
 
 
 def take_prompts(rows, indices, want, tokenizer, family, video_cfg, skipped):
-    """Decode videos for the first `want` rows that load; a failing one (a corrupt video, too long a prompt) is
-    skipped, counted and logged by id, and the batch walks on through the spares. Rows carrying `duration` are not
-    probed at load (a probe of every video would cost minutes on a large set), so this is where their corrupt
-    videos show. Only when every row has failed does the run stop, with the first failure named."""
+    """Decode videos for the first `want` rows that load; a failing one (a corrupt video: rows with `duration` are not
+    probed at load; too long a prompt) is skipped, counted, logged by id, and the batch walks on through the spares.
+    Only when every row has failed does the run stop, naming the first failure."""
     samples, failed = [], {}
     for i in indices:
         if i in failed:
