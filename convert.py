@@ -89,8 +89,9 @@ def from_video_r1(rec: dict, k: int) -> dict:
 
 def _records(path: str):
     """(line number, record) of a csv (dict rows), a JSON list (entry number, from 1) or a text/JSONL file (the
-    line's text, parsed by the converter so that a malformed line is reported like any other bad record)."""
-    with open(path, encoding="utf-8") as f:
+    line's text, parsed by the converter so that a malformed line is reported like any other bad record). A UTF-8
+    byte-order mark (Windows tools write one) is skipped: left in, it hides the `[` of a JSON list."""
+    with open(path, encoding="utf-8-sig") as f:
         if path.endswith(".csv"):
             yield from enumerate(csv.DictReader(f), 2)
             return
@@ -151,6 +152,8 @@ def main(argv=None):
     for p in problems:
         print(p, file=sys.stderr)
     print(f"wrote {n} rows to {args.out}; {len(problems)} record(s) not converted (listed above)")
+    if n == 0:
+        sys.exit(f"no record of {args.inp} converted: is it a --from {args.fmt} file?")
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ each temporal block). The synthetic toy world is in toy.py, the converters from 
 import json
 import math
 import os
+import re
 import sys
 from dataclasses import dataclass
 
@@ -45,6 +46,14 @@ INSTRUCTIONS = {
 }
 
 
+# The Qwen special tokens our prompts are made of (the toy tokenizer has exactly these). Prompt text holding one, or
+# any `<|name|>` control token of the Qwen tokenizers, could end the user turn and add turns of its own: refused.
+SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>", "<|video_pad|>",
+                  "<|image_pad|>"]
+CONTROL_TOKEN = re.compile(r"<\|[^\s<>|]{1,64}\|>")
+MAX_TEXT_CHARS = 10_000  # per text field; public video QA questions run to a few hundred characters
+
+
 class DataError(ValueError):
     """A bad row or a bad video. The message names the file (and line), the sample id and the field."""
 
@@ -65,7 +74,8 @@ class Problem:
 
     def __str__(self):
         where = self.path if self.line is None else f"{self.path}:{self.line}"
-        return f"{where} id={self.id!r} field={self.field}: {self.message}"
+        name = repr(self.id) if len(repr(self.id)) <= 80 else repr(self.id)[:60] + "...(cut)"
+        return f"{where} id={name} field={self.field}: {self.message}"
 
 
 @dataclass
@@ -78,12 +88,15 @@ class Jsonl:
     outside: list  # ids of valid rows whose ground truth starts before 0 or ends after `duration` (_check_segment)
 
 
-def read_jsonl(path: str) -> Jsonl:
-    """Read and validate every row of a JSONL file; problems are returned as data, never raised.
+def read_jsonl(path: str, max_text_chars: int = MAX_TEXT_CHARS) -> Jsonl:
+    """Read and validate every row of a JSONL file; problems are returned as data, never raised (a missing file
+    is a DataError).
 
     Each row gets `video` made absolute (relative paths are relative to the JSONL's folder) and `duration` read
     from the video when absent. Rows whose ground truth reaches outside the video are valid and listed in `outside`.
     """
+    if not os.path.isfile(path):
+        raise DataError(f"{path!r}: no such JSONL file (pass the data with --data)")
     folder = os.path.dirname(os.path.abspath(path))
     out, seen = Jsonl([], [], [], []), {}
     with open(path, encoding="utf-8") as f:
@@ -95,7 +108,8 @@ def read_jsonl(path: str) -> Jsonl:
             except json.JSONDecodeError as e:
                 row, errors = None, [("<line>", f"not valid JSON ({e.msg})")]
             else:
-                errors = check_row(row, folder) if isinstance(row, dict) else [("<line>", "not a JSON object")]
+                errors = check_row(row, folder, max_text_chars) if isinstance(row, dict) \
+                    else [("<line>", "not a JSON object")]
             rid, task = (row.get("id"), row.get("task")) if isinstance(row, dict) else (None, None)
             if isinstance(rid, str) and rid in seen:
                 errors.append(("id", f"duplicate id, first seen on line {seen[rid]}"))
@@ -110,12 +124,13 @@ def read_jsonl(path: str) -> Jsonl:
     return out
 
 
-def load_jsonl(path: str, skip_bad: bool = False, report: str | None = None) -> list[dict]:
+def load_jsonl(path: str, skip_bad: bool = False, report: str | None = None,
+               max_text_chars: int = MAX_TEXT_CHARS) -> list[dict]:
     """The valid rows of a JSONL file (read_jsonl), or one DataError listing every problem of the file, one per
     `file:line id=… field=…` line. With skip_bad the bad rows are dropped instead, counted on stderr and listed in
     `report` (default: `<path>.bad.txt`) - never dropped silently. Rows whose ground truth reaches outside the
     video are kept and counted on stderr."""
-    read = read_jsonl(path)
+    read = read_jsonl(path, max_text_chars)
     if read.outside:
         print(f"{path}: {len(read.outside)} row(s) whose ground truth reaches outside the video, kept as published",
               file=sys.stderr)
@@ -152,9 +167,26 @@ def _number(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
 
 
-def check_row(row: dict, folder: str) -> list[tuple[str, str]]:
-    """Problems of one row as (field, message); fills row['video'] (absolute) and row['duration'] in place."""
+def check_text(row: dict, max_chars: int) -> list[tuple[str, str]]:
+    """Text fields longer than max_chars characters, and prompt text (question, options) holding a control token."""
+    options = row["options"] if isinstance(row.get("options"), list) else []
+    texts = [(f, row.get(f)) for f in ("id", "video", "answer", "question")] + [("options", o) for o in options]
     errors = []
+    for field, text in (t for t in texts if isinstance(t[1], str)):
+        token = CONTROL_TOKEN.search(text) if field in ("question", "options") else None
+        if len(text) > max_chars:
+            errors.append((field, f"{len(text)} characters, more than --max-text-chars {max_chars}"))
+        elif token:
+            errors.append((field, f"holds the special token {token.group()!r}, which could add chat turns"))
+    return errors
+
+
+def check_row(row: dict, folder: str, max_text_chars: int = MAX_TEXT_CHARS) -> list[tuple[str, str]]:
+    """Problems of one row as (field, message); fills row['video'] (absolute) and row['duration'] in place.
+    Over-long or special-token text is checked first and alone: such a row is reported without further work."""
+    errors = check_text(row, max_text_chars)
+    if errors:
+        return errors
     for field in ("id", "video", "question"):
         if not isinstance(row.get(field), str) or not row[field].strip():
             errors.append((field, f"missing or not a non-empty string: {row.get(field)!r}"))
@@ -225,7 +257,9 @@ class VideoConfig:
     max_frames: int = 768  # at most this many (a long clip is sampled slower), rounded down to even
     video_tokens: int = 2048  # the video's pixel budget in f x f squares (release: total_pixels 2048 * 28^2)
     frame_min_tokens: int = 4  # each frame at least this many squares (release: min_pixels 3,136 = 4 * 28^2)
-    max_prompt_tokens: int | None = None  # a longer prompt is an error, never truncated (it holds video tokens)
+    # a longer prompt is an error, never truncated (it holds video tokens); 32768 = Qwen2.5's native context, far
+    # above the default video budget (about 2048 tokens), room for qwen-vl-utils' long-video one (~24k)
+    max_prompt_tokens: int | None = 32768
     decoder: str = "auto"  # "auto" (decord if importable, else PyAV), "decord" or "pyav"
 
 
@@ -248,9 +282,18 @@ def add_video_flags(parser):
         parser.add_argument(*flags, dest=name, type=type(default), default=default, help=help)
 
 
+def add_limit_flags(parser):
+    """--max-text-chars and --max-prompt-tokens for the command-line tools (train.py has them as Config fields)."""
+    parser.add_argument("--max-text-chars", "--max_text_chars", type=int, default=MAX_TEXT_CHARS,
+                        help="a row with a longer text field is refused at load")
+    parser.add_argument("--max-prompt-tokens", "--max_prompt_tokens", type=int,
+                        default=VideoConfig.max_prompt_tokens,
+                        help="a sample with a longer prompt (video tokens included) is refused, never truncated")
+
+
 def video_config(args) -> VideoConfig:
     """The VideoConfig of parsed flags (or of train.py's Config, which has the same names)."""
-    return VideoConfig(**{name: getattr(args, name) for name in VIDEO_FLAGS})
+    return VideoConfig(max_prompt_tokens=args.max_prompt_tokens, **{name: getattr(args, name) for name in VIDEO_FLAGS})
 
 
 def _video_error(path, sample_id, msg) -> DataError:

@@ -44,6 +44,16 @@ def gather(items):
     return [x for part in parts for x in part] if dist.get_rank() == 0 else []
 
 
+def broadcast(obj):
+    """Rank 0's obj on every rank (a picklable object; under a world of one, obj itself). A collective: every rank
+    waits for rank 0, so it doubles as a barrier, and an error found on rank 0 reaches every rank."""
+    if not dist.is_initialized() or dist.get_world_size() == 1:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0)
+    return box[0]
+
+
 def close():
     if dist.is_initialized():
         dist.destroy_process_group()

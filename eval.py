@@ -30,9 +30,11 @@ fraction that hit --max-new-tokens without EOS, the unparseable ids (the first 1
 valid rows whose ground truth reaches outside the video (kept and scored as published).
 
 Outputs: the table on stdout; metrics (+ the settings) as JSON at --out (default: eval_<data stem>.json inside
-the model folder, so a checkpoint keeps its own results); next to it <out stem>.samples.jsonl, one line per
-answered sample (completion, parsed option/segment, IoU, IoP, truncated), and <out stem>.bad.txt listing the rows
-data.read_jsonl rejects (a missing video, a bad field), when there are any - those count as failed too.
+the model folder, so a checkpoint keeps its own results; a model folder we cannot write to, such as a shared
+read-only copy, gives eval_<model folder name>_<data stem>.json in the current folder instead); next to it
+<out stem>.samples.jsonl, one line per answered sample (completion, parsed option/segment, IoU, IoP, truncated),
+and <out stem>.bad.txt listing the rows data.read_jsonl rejects (a missing video, a bad field), when there are
+any - those count as failed too.
 
 Rows are read with data.read_jsonl, videos decoded with data.prepare_batch and answers sampled with model.rollout:
 the same prompts and decoding as a GRPO rollout, with group size 1.
@@ -40,6 +42,8 @@ the same prompts and decoding as a GRPO rollout, with group size 1.
 
 import argparse
 import json
+import sys
+import tempfile
 from pathlib import Path
 
 import torch
@@ -202,17 +206,45 @@ def parse_args(argv=None):
     p.add_argument("--max-new-tokens", "--max_new_tokens", type=int, default=512)
     p.add_argument("--seed", type=int, default=0, help="used when --temperature > 0")
     data.add_video_flags(p)
+    data.add_limit_flags(p)
     p.add_argument("--dtype", default=None, help="bfloat16 on GPU, float32 on CPU unless given")
     return p.parse_args(argv)
+
+
+def writable(folder):
+    """Whether a file can be created in folder (created if missing), asked of the filesystem itself."""
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            return True
+    except OSError:
+        return False
+
+
+def output_path(args):
+    """Where the metrics go, decided before the model loads: --out, else MODEL/eval_<data stem>.json, else (a
+    read-only model folder) ./eval_<model name>_<data stem>.json. An --out that cannot be written is an error."""
+    if args.out:
+        if not writable(Path(args.out).parent):
+            raise SystemExit(f"cannot write --out {args.out}: its folder is not writable; pass another --out")
+        return Path(args.out)
+    beside = Path(args.model) / f"eval_{Path(args.data).stem}.json"
+    if writable(beside.parent):
+        return beside
+    here = Path(f"eval_{Path(args.model).resolve().name}_{Path(args.data).stem}.json")
+    print(f"{args.model} is not writable: the metrics go to {here.resolve()} (--out to choose)", file=sys.stderr)
+    return here
 
 
 def main(argv=None):
     args = parse_args(argv)
     rank, world, device = distributed.init()
     args.dtype = args.dtype or ("bfloat16" if device.type == "cuda" else "float32")
-    out = Path(args.out or Path(args.model) / f"eval_{Path(args.data).stem}.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    read = data.read_jsonl(args.data)  # the rows that load; the others are reported as failed
+    vlm.require_folder(args.model)  # inputs first: no model loads before they hold
+    out = output_path(args)
+    read = data.read_jsonl(args.data, args.max_text_chars)  # the rows that load; the others are reported as failed
+    if not read.rows and not read.problems:
+        raise SystemExit(f"{args.data} holds no rows: nothing to evaluate")
     if read.problems and rank == 0:
         data.write_problems(out.with_suffix(".bad.txt"), read.problems)
     policy, tokenizer = vlm.load_policy(args.model, device, getattr(torch, args.dtype))
@@ -236,4 +268,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (data.DataError, FileNotFoundError) as e:  # bad input: the message names the path and what to do
+        raise SystemExit(f"eval.py: {e}")

@@ -95,11 +95,17 @@ def load_model(path_or_config, dtype=torch.float32):
     return model
 
 
+def require_folder(path):
+    """Refuse, before anything loads, a --model that is not a local checkpoint folder (a typo, a hub id): weights
+    are never downloaded at run time."""
+    if not os.path.isfile(os.path.join(path, "config.json")):
+        raise FileNotFoundError(f"--model {path!r} is not a checkpoint folder (no config.json): pass a local Hugging "
+                                "Face checkpoint folder (weights are never downloaded at run time)")
+
+
 def load_policy(path, device, dtype):
     """A checkpoint folder -> (model on device in eval mode, its tokenizer); the family is config.model_type."""
-    if not os.path.isfile(os.path.join(path, "config.json")):
-        raise FileNotFoundError(f"{path!r} is not a checkpoint folder (no config.json): pass a local Hugging Face "
-                                "checkpoint folder (weights are never downloaded at run time)")
+    require_folder(path)
     return load_model(path, dtype=dtype).to(device).eval(), AutoTokenizer.from_pretrained(path)
 
 

@@ -28,10 +28,13 @@ Outputs, for --out selected.jsonl:
     selected.report.json         settings, per-task counts (seen, kept, always_right, always_wrong, low_spread,
                                  beyond_top_n, failed + ids) and per-sample statistics; the table is also printed
     selected.std_hist.png        histogram of the per-sample std of the total reward, per task
-    selected.partial.jsonl       the resume log: a settings header, then one JSON line per finished sample
-                                 (id, task, K x [total, format, accuracy, iou, right], or the load error). A
-                                 rerun skips every sample already in it (so changing only --min-iou-std or
-                                 --top-n costs no sampling); changed sampling settings are refused.
+    selected.partial.jsonl       the resume log: a header (sampling settings, a hash of the model's weights),
+                                 then one JSON line per finished sample (id, task, key, K x [total, format,
+                                 accuracy, iou, right], or the load error). A rerun skips every sample already in
+                                 it (so changing only --min-iou-std or --top-n costs no sampling); other sampling
+                                 settings or other weights are refused, and a sample whose row or video changed
+                                 since (its key: a hash of the line as written and the video's size and mtime)
+                                 is sampled again.
     selected.bad.txt             rows data.load_jsonl rejects (missing video, bad field), when there are any
 
 Determinism. Samples are cut into fixed batches of --batch-size in file order and batch j is sampled with seed
@@ -43,6 +46,7 @@ video fails to load is logged as failed with its id and never stops the run.
 """
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -237,11 +241,32 @@ def sample_chunk(policy, tokenizer, rows, family, video_cfg, args, seed):
 # the resume log
 
 
-def open_partial(path, settings, rank, world):
-    """Create or check the resume log -> {id: result} already finished.
+def model_identity(path):
+    """A hash of the checkpoint's config.json and weight files, read in full: the resume log's rewards hold only for
+    the weights that sampled them (a checkpoint replaced at the same path must not be answered from the log)."""
+    digest = hashlib.sha256()
+    for name in ["config.json", *sorted(n for n in os.listdir(path) if n.endswith((".safetensors", ".bin")))]:
+        digest.update(name.encode() + b"\0")
+        with open(os.path.join(path, name), "rb") as f:
+            while chunk := f.read(1 << 24):
+                digest.update(chunk)
+    return digest.hexdigest()[:16]
 
-    Line 1 is {"settings": ...}; a log written with other settings is refused (its rewards would mix two
-    experiments). Rank 0 drops a torn last line (a run killed mid-write) before any rank appends.
+
+def row_key(line, row):
+    """A hash of what a sample's rewards depend on besides the model and the settings: the row as written and its
+    video file (path, size, modification time)."""
+    stat = os.stat(row["video"])
+    return hashlib.sha256(f"{line}\0{row['video']}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+
+
+def open_partial(path, settings, model, keys, rank, world):
+    """Create or check the resume log -> {id: result} already finished, for the rows as they are now.
+
+    Line 1 is {"settings": ..., "model": model identity}; a log written with other settings or by other weights
+    is refused (its rewards would mix two experiments). A logged result counts only while its key is the row's
+    (keys: {id: row_key}); a row changed since is sampled again. Rank 0 drops a torn last line (a run killed
+    mid-write) before any rank appends.
     """
     path = Path(path)
     if rank == 0:
@@ -253,7 +278,7 @@ def open_partial(path, settings, rank, world):
             except ValueError:
                 continue
         if not good:
-            good = [json.dumps({"settings": settings})]
+            good = [json.dumps({"settings": settings, "model": model})]
         path.write_text("".join(line + "\n" for line in good), encoding="utf-8")
     if world > 1:
         dist.barrier()
@@ -261,7 +286,17 @@ def open_partial(path, settings, rank, world):
     if json.loads(header).get("settings") != settings:
         raise SystemExit(f"{path} was written with other settings:\n  {header}\nnow:\n  {json.dumps(settings)}\n"
                          "use the same ones, or delete it to start over")
-    return {r["id"]: r for r in map(json.loads, lines) if "failed" not in r}  # failed videos are tried again
+    if json.loads(header).get("model") != model:
+        raise SystemExit(f"{path} was written by other weights than those now at --model (weights hash "
+                         f"{json.loads(header).get('model')} -> {model}): delete it to select again with these "
+                         "weights, or pass another --out")
+    logged = [r for r in map(json.loads, lines) if "failed" not in r]  # failed videos are tried again
+    done = {r["id"]: r for r in logged if r.get("key") == keys.get(r["id"])}
+    changed = sorted({r["id"] for r in logged if r["id"] in keys} - set(done))
+    if changed and rank == 0:
+        print(f"{len(changed)} sample(s) changed since {path} logged them (row or video), sampled again: "
+              f"{', '.join(changed[:5])}{' ...' if len(changed) > 5 else ''}")
+    return done
 
 
 def append_partial(path, results):
@@ -294,6 +329,7 @@ def parse_args(argv=None):
     p.add_argument("--top-n", "--top_n", type=int, default=None,
                    help="then keep only the N kept with the largest reward std")
     data.add_video_flags(p)
+    data.add_limit_flags(p)
     p.add_argument("--dtype", default=None, help="bfloat16 on GPU, float32 on CPU unless given")
     return p.parse_args(argv)
 
@@ -310,13 +346,17 @@ def main(argv=None):
     rank, world, device = distributed.init()
     args.dtype = args.dtype or ("bfloat16" if device.type == "cuda" else "float32")
     paths = out_paths(args.out)
+    vlm.require_folder(args.model)  # inputs first: no model loads before they hold
     paths["kept"].parent.mkdir(parents=True, exist_ok=True)
-    read = data.read_jsonl(args.data)  # the rows that load; the others fail with their reasons
+    read = data.read_jsonl(args.data, args.max_text_chars)  # the rows that load; the others fail with their reasons
     rows, lines = read.rows, {row["id"]: line for row, line in zip(read.rows, read.lines)}
+    if not rows and not read.problems:
+        raise SystemExit(f"{args.data} holds no rows: nothing to select from")
     if read.problems and rank == 0:
         data.write_problems(paths["kept"].with_suffix(".bad.txt"), read.problems)
-    settings = sampling_settings(args)
-    done = open_partial(paths["partial"], settings, rank, world)
+    settings, keys = sampling_settings(args), {row["id"]: row_key(lines[row["id"]], row) for row in rows}
+    model = distributed.broadcast(model_identity(args.model) if rank == 0 else None)
+    done = open_partial(paths["partial"], settings, model, keys, rank, world)
     policy, tokenizer = vlm.load_policy(args.model, device, getattr(torch, args.dtype))
     family = policy.config.model_type
     video_cfg = data.video_config(args)
@@ -327,7 +367,8 @@ def main(argv=None):
     new = []
     bar = tqdm(total=sum(len(chunks[j]) for j in mine), disable=rank != 0, desc=f"select (rank 0 of {world})")
     for j in mine:
-        results = [r for r in sample_chunk(policy, tokenizer, chunks[j], family, video_cfg, args, args.seed + j)
+        results = [{**r, "key": keys[r["id"]]} for r in
+                   sample_chunk(policy, tokenizer, chunks[j], family, video_cfg, args, args.seed + j)
                    if r["id"] not in done]
         append_partial(paths["partial"], results)
         new += results
@@ -347,4 +388,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (data.DataError, FileNotFoundError) as e:  # bad input: the message names the path and what to do
+        raise SystemExit(f"select_data.py: {e}")

@@ -15,7 +15,7 @@ import random
 import av
 import numpy as np
 
-from data import SYSTEM, TASKS, letters, target_text, user_text
+from data import SPECIAL_TOKENS, SYSTEM, TASKS, letters, target_text, user_text
 
 COLOURS = {"red": (220, 40, 40), "green": (40, 190, 60), "blue": (50, 90, 230), "yellow": (230, 210, 40)}
 KINDS = ("circle", "square")
@@ -109,8 +109,6 @@ def make_toy(out: str, n: int = 64, seed: int = 0) -> tuple[str, str]:
     return os.path.join(out, "train.jsonl"), os.path.join(out, "test.jsonl")
 
 
-SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start|>", "<|vision_end|>"]
-SPECIAL_TOKENS += ["<|video_pad|>", "<|image_pad|>"]
 TAG_TOKENS = ["<think>", "</think>", "<answer>", "</answer>"]
 # Qwen2's pre-tokenizer regex: letters in words, every digit alone, punctuation runs, whitespace runs.
 QWEN_SPLIT = (

@@ -31,7 +31,6 @@ reduces gradients in float32 (an lr of 1e-6 would vanish in bf16 weights). The r
 
 import argparse
 import dataclasses
-import json
 import math
 import os
 import sys
@@ -52,6 +51,7 @@ import eval as evaluation
 import grpo
 import model as vlm
 import rewards
+import run_folder
 import toy
 
 
@@ -61,7 +61,7 @@ def arg(default, help):
 
 
 # video defaults and help shared with eval.py and select_data.py (inside Config, `data` is a field)
-VIDEO, VIDEO_HELP = data.VideoConfig(), data.VIDEO_FLAGS
+VIDEO, VIDEO_HELP, MAX_TEXT_CHARS = data.VideoConfig(), data.VIDEO_FLAGS, data.MAX_TEXT_CHARS
 
 
 @dataclass
@@ -73,6 +73,7 @@ class Config:
     out: str = arg("runs/toy", "run folder: metrics.jsonl, samples.jsonl, curves.png, checkpoint-STEP/")
     mode: str = arg("grpo", "grpo | sft (supervised targets built from the ground truth)")
     skip_bad: bool = arg(False, "drop malformed JSONL rows (listed in OUT/bad_rows.txt) instead of stopping")
+    max_text_chars: int = arg(MAX_TEXT_CHARS, "a row with a longer text field is refused at load")
     # the method's knobs (defaults of the Temporal-R1 release)
     steps: int = arg(200, "optimizer steps")
     batch_size: int = arg(2, "prompts per rank per step")
@@ -95,6 +96,7 @@ class Config:
     max_frames: int = arg(VIDEO.max_frames, VIDEO_HELP["max_frames"])
     video_tokens: int = arg(VIDEO.video_tokens, VIDEO_HELP["video_tokens"])
     frame_min_tokens: int = arg(VIDEO.frame_min_tokens, VIDEO_HELP["frame_min_tokens"])
+    max_prompt_tokens: int = arg(VIDEO.max_prompt_tokens, "a longer prompt (video included) fails its sample")
     # optimisation
     lr: float = arg(1e-6, "peak learning rate (AdamW)")
     warmup_steps: int = arg(0, "linear warm-up steps")
@@ -108,12 +110,19 @@ class Config:
     save_every: int = arg(50, "checkpoint every N steps (and at the end)")
     keep_last: int = arg(2, "checkpoints kept")
     resume: str = arg("", "'' | auto (last complete checkpoint in OUT) | a checkpoint folder")
+    overwrite: bool = arg(False, "delete an earlier run's checkpoints and logs in OUT instead of refusing to start")
     log_samples: int = arg(2, "completions per step written to samples.jsonl")
     stop_after: int = arg(0, "exit after this many steps of this process (tests simulate a kill); 0 = never")
     # the toy default (no --model)
     toy_n: int = arg(240, "toy clips generated (train and test split)")
     toy_sft_steps: int = arg(400, "toy SFT warm-start steps")
     toy_grpo_steps: int = arg(120, "toy GRPO steps")
+
+
+# what a resume may change: per-invocation flags (not compared), bookkeeping (reported); anything else refuses it
+PER_INVOCATION = ("resume", "overwrite", "stop_after")
+RESUMABLE_CHANGES = ("steps", "save_every", "keep_last", "log_samples", "out", "test_data", "grad_checkpointing",
+                     "toy_n", "toy_sft_steps", "toy_grpo_steps")
 
 
 def parse_config(argv=None):
@@ -139,31 +148,38 @@ def parse_config(argv=None):
 
 def prompt_indices(n_rows, seed, step, batch_size, rank, world):
     """Global batch `step` = the next B*W rows of an endless sequence of seeded permutations; rank r takes every
-    W-th of them (nanochat's rule). Returns the rank's row indices in order, then spares for failed samples."""
-    per_step = batch_size * world
-    start = step * per_step
-    needed = per_step * 2  # a rank's batch plus as many spares, for samples whose video fails to load
-    out, epoch, pos = [], start // n_rows, start % n_rows
-    while len(out) < needed:
+    W-th of them (nanochat's rule). Yields the rank's row indices in order: its batch, then, for samples whose
+    video fails to load, the spares that follow."""
+    start = step * batch_size * world
+    epoch, pos, k = start // n_rows, start % n_rows, 0
+    while True:
         order = torch.randperm(n_rows, generator=torch.Generator().manual_seed(seed * 100_003 + epoch)).tolist()
-        out += order[pos:]
+        for i in order[pos:]:
+            if k % world == rank:
+                yield i
+            k += 1
         epoch, pos = epoch + 1, 0
-    return out[rank:needed:world]
 
 
 def take_prompts(rows, indices, want, tokenizer, family, video_cfg, skipped):
-    """Decode videos for the first `want` rows that load; a failing video is skipped, counted and logged by id."""
-    samples = []
+    """Decode videos for the first `want` rows that load; a failing one (a corrupt video: rows with `duration` are not
+    probed at load; too long a prompt) is skipped, counted, logged by id, and the batch walks on through the spares.
+    Only when every row has failed does the run stop, naming the first failure."""
+    samples, failed = [], {}
     for i in indices:
-        if len(samples) == want:
-            break
-        ok, failed = data.prepare_batch([rows[i]], tokenizer, family, video_cfg)
+        if i in failed:
+            continue
+        ok, problems = data.prepare_batch([rows[i]], tokenizer, family, video_cfg)
         samples += ok
-        for problem in failed:
+        for problem in problems:
             skipped.append(problem.id)
+            failed.setdefault(i, problem)
             print(f"[skip] {problem}", file=sys.stderr)
-    assert len(samples) == want, f"too many unreadable videos in a row (skipped: {skipped[-8:]})"
-    return samples
+        if len(samples) == want:
+            return samples
+        if len(failed) == len(rows):
+            raise data.DataError(f"none of the {len(rows)} rows loads, e.g. {failed[min(failed)]}: are the videos "
+                                 "there and readable?")
 
 
 def lr_lambda(cfg):
@@ -296,59 +312,42 @@ def sft_step(cfg, policy, optimizer, tokenizer, prompts, device):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# logs
+# the loop; the inputs, the run folder and the resume are checked before any model loads
 
-def log_step(out, step, stats, samples):
-    """Append a metrics row and the logged completions (rank 0)."""
-    with open(os.path.join(out, "metrics.jsonl"), "a") as f:
-        f.write(json.dumps({"step": step, **stats}) + "\n")
-    if samples:
-        with open(os.path.join(out, "samples.jsonl"), "a") as f:
-            f.writelines(json.dumps({"step": step, "id": i, "completion": c, "reward": r}) + "\n"
-                         for i, c, r in samples)
+def load_rows(cfg):
+    """The training rows, or one clear error: a --model that is no checkpoint folder, no --data, no valid row."""
+    vlm.require_folder(cfg.model)
+    if not cfg.data:
+        raise data.DataError("--data is missing: pass the training JSONL (our schema, README)")
+    report = os.path.join(cfg.out, "bad_rows.txt") if cfg.skip_bad else None
+    rows = data.load_jsonl(cfg.data, skip_bad=cfg.skip_bad, report=report, max_text_chars=cfg.max_text_chars)
+    if not rows:
+        raise data.DataError(f"{cfg.data}: no valid row to train on" + (f" (the bad ones are listed in {report})"
+                                                                        if cfg.skip_bad else " (the file is empty)"))
+    return rows
 
-
-def trim_logs(out, step):
-    """Drop log rows past the checkpoint a run resumes from: the resumed run writes those steps again."""
-    for name in ("metrics.jsonl", "samples.jsonl"):
-        path = os.path.join(out, name)
-        if os.path.exists(path):
-            with open(path) as f:
-                kept = [line for line in f if json.loads(line)["step"] <= step]
-            with open(path, "w") as f:
-                f.writelines(kept)
-
-
-def plot_curves(out):
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    with open(os.path.join(out, "metrics.jsonl")) as f:
-        rows = [json.loads(line) for line in f]
-    keys = [k for k in ("reward", "accuracy", "iou", "kl", "loss") if k in rows[0]]
-    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 2.8))
-    for ax, key in zip(np.atleast_1d(axes), keys):
-        ax.plot([r["step"] for r in rows], [r[key] for r in rows])
-        ax.set_title(key)
-        ax.set_xlabel("step")
-    fig.tight_layout()
-    fig.savefig(os.path.join(out, "curves.png"), dpi=80)
-    plt.close(fig)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# the loop
 
 def train(cfg):
-    """Run `cfg.steps` steps of GRPO or SFT; returns the last checkpoint's folder."""
+    """Run `cfg.steps` steps of GRPO or SFT, holding the run folder's lock; returns the last checkpoint's folder."""
     rank, world, device = distributed.init(need_group=True)
+    with run_folder.lock(cfg.out, rank):
+        return run(cfg, rank, world, device)
+
+
+def run(cfg, rank, world, device):
     master = rank == 0
-    os.makedirs(cfg.out, exist_ok=True)
+    resume, start, doomed = run_folder.plan(cfg.out, cfg.resume, cfg.overwrite, rank)
+    now = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in PER_INVOCATION}
+    changed = checkpoint.check_config(resume, now, RESUMABLE_CHANGES) if resume else ""
+    if changed and master:
+        print(f"[resume] changed: {changed}", file=sys.stderr)
+    rows = load_rows(cfg)
+    if master:  # the inputs hold: only now is anything deleted
+        run_folder.clear(cfg.out, doomed, start)
     torch.manual_seed(cfg.seed)
     dtype = getattr(torch, cfg.dtype)
     mesh = init_device_mesh(device.type, (world,))
 
-    resume = checkpoint.resume_from(cfg.resume, cfg.out)
     tokenizer = AutoTokenizer.from_pretrained(resume or cfg.model)
     policy = vlm.load_model(resume or cfg.model, dtype=torch.float32).to(device)  # float32 master weights
     if cfg.grad_checkpointing:
@@ -360,12 +359,9 @@ def train(cfg):
         reference = distributed.shard(reference, mesh, dtype)
     optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
-    start = checkpoint.load_state(resume, policy, optimizer, scheduler, rank) if resume else 0
-    if resume and master:
-        trim_logs(cfg.out, start)
+    if resume:
+        checkpoint.load_state(resume, policy, optimizer, scheduler, rank)
 
-    bad_report = os.path.join(cfg.out, "bad_rows.txt") if cfg.skip_bad else None
-    rows = data.load_jsonl(cfg.data, skip_bad=cfg.skip_bad, report=bad_report)
     video_cfg, family = data.video_config(cfg), policy.config.model_type
     if master:
         print(f"{cfg.mode}: {len(rows)} rows, world {world}, {cfg.batch_size} prompts/rank x G={cfg.group_size}"
@@ -388,13 +384,13 @@ def train(cfg):
                      skipped_samples=len(skipped))
         stats = distributed.all_reduce_mean(stats, device)  # only metrics cross ranks
         if master:
-            log_step(cfg.out, step + 1, stats, samples)
+            run_folder.log_step(cfg.out, step + 1, stats, samples)
             bar.set_postfix({k: f"{stats[k]:.3f}" for k in ("reward", "kl", "loss") if k in stats})
         if (step + 1) % cfg.save_every == 0 or step + 1 == cfg.steps:
             last_checkpoint = checkpoint.save(cfg.out, step + 1, policy, optimizer, scheduler, tokenizer,
                                               dataclasses.asdict(cfg), cfg.keep_last, rank)
             if master:
-                plot_curves(cfg.out)
+                run_folder.plot_curves(cfg.out)
         if cfg.stop_after and step + 1 - start >= cfg.stop_after:
             break
     return last_checkpoint
@@ -407,9 +403,9 @@ def train(cfg):
 # frames, each 64x64 clip frame 56x56 (4 squares of 28x28: 4 video tokens per block, at most 32 per clip).
 TOY_VIDEO = dict(fps=2.0, min_frames=4, max_frames=16, video_tokens=32, frame_min_tokens=4)
 TOY_SFT = dict(mode="sft", batch_size=8, pack_prompts=8, lr=2e-3, warmup_steps=10, schedule="cosine", dtype="float32",
-               save_every=1000, **TOY_VIDEO)
+               save_every=1000, resume="auto", **TOY_VIDEO)
 TOY_GRPO = dict(mode="grpo", batch_size=4, pack_prompts=4, group_size=8, lr=2e-4, beta=0.01,
-                max_new_tokens=48, dtype="float32", save_every=20, **TOY_VIDEO)
+                max_new_tokens=48, dtype="float32", save_every=20, resume="auto", **TOY_VIDEO)
 
 
 def toy_default(cfg):
@@ -454,7 +450,15 @@ def evaluate_checkpoint(path, test_file, cfg):
     return metrics
 
 
+def main(argv=None):
+    config = parse_config(argv)
+    try:
+        toy_default(config) if not config.model else train(config)
+    except (data.DataError, checkpoint.CheckpointError, run_folder.RunFolderError, FileNotFoundError) as e:
+        sys.exit(f"train.py: {e}")  # bad input or a used run folder: the message names the path and what to do
+    finally:
+        distributed.close()
+
+
 if __name__ == "__main__":
-    config = parse_config()
-    toy_default(config) if not config.model else train(config)
-    distributed.close()
+    main()

@@ -3,6 +3,7 @@
 import json
 
 import numpy as np
+import pytest
 
 import convert
 import data
@@ -128,3 +129,20 @@ def test_convert_video_r1_multiple_choice(tmp_path):
                                   question="What is the man doing?",
                                   options=["cooking", "running", "sleeping", "reading"], answer="B")
     assert len(problems) == 1 and "not a video multiple-choice item" in problems[0] and ":2:" in problems[0]
+
+
+def test_a_json_list_with_a_utf8_byte_order_mark_converts(tmp_path, capsys):
+    """Windows tools often start a UTF-8 file with a byte-order mark; read as plain UTF-8 it hid the list's `[`
+    and every line became a misleading per-line error, 0 rows, exit 0."""
+    records = [dict(dataset="charades", video=f"v/{k}.mp4", problem="a person sits.", solution=[0.1, 0.5],
+                    video_length=20.0) for k in range(30)]
+    (tmp_path / "in.json").write_bytes(b"\xef\xbb\xbf" + json.dumps(records, indent=1).encode())
+    convert.main(["--from", "temporal_r1", str(tmp_path / "in.json"), str(tmp_path / "o.jsonl")])
+    assert len((tmp_path / "o.jsonl").read_text().splitlines()) == 30
+    assert "wrote 30 rows" in capsys.readouterr().out
+
+
+def test_nothing_converted_is_an_error(tmp_path):
+    (tmp_path / "in.json").write_text(json.dumps([dict(video="a.mp4"), dict(video="b.mp4")]))
+    with pytest.raises(SystemExit, match="no record of .*in.json converted: is it a --from temporal_r1 file?"):
+        convert.main(["--from", "temporal_r1", str(tmp_path / "in.json"), str(tmp_path / "o.jsonl")])

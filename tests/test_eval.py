@@ -1,8 +1,11 @@
 """eval.py as worked examples: per-sample tables in, metrics out; then a real model on toy videos."""
 
 import json
+import os
+import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -234,3 +237,44 @@ def test_eval_torchrun_two_ranks_matches_one(tiny, test_file, tmp_path):
     assert m2.pop("settings")["world"] == 2 and m1.pop("settings")["world"] == 1
     assert m1 == m2
     assert two.with_suffix(".samples.jsonl").read_text() == one.with_suffix(".samples.jsonl").read_text()
+
+
+def test_eval_on_a_read_only_model_folder_writes_its_metrics_in_the_current_folder(tiny, test_file, tmp_path,
+                                                                                   monkeypatch, capsys):
+    """A shared, read-only model folder: the default MODEL/eval_test.json cannot be written, so the metrics go to
+    ./eval_<model folder name>_test.json instead, and the run says so. chmod does not bind root, so the
+    filesystem's refusal is also simulated where eval asks it (tempfile in that folder)."""
+    model, here = tmp_path / "shared-model", tmp_path / "here"
+    shutil.copytree(tiny, model)
+    model.chmod(0o555)
+    here.mkdir()
+    monkeypatch.chdir(here)
+    real = tempfile.TemporaryFile
+
+    def read_only(*args, dir=None, **kwargs):
+        if Path(dir) == model:
+            raise PermissionError(13, "Read-only file system", str(dir))
+        return real(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
+    ev.main(["--model", str(model), "--data", str(test_file), *ARGS])
+    assert json.loads((here / "eval_shared-model_test.json").read_text())["n_rows"] == 4
+    assert sorted(os.listdir(model)) == sorted(os.listdir(tiny))
+    said = capsys.readouterr().err
+    assert f"{model} is not writable: the metrics go to {here / 'eval_shared-model_test.json'}" in said
+
+
+def test_eval_input_errors_come_before_the_model_loads(tiny, tmp_path, monkeypatch):
+    def loaded(*args, **kwargs):
+        raise AssertionError("a model was loaded")
+
+    monkeypatch.setattr(vlm, "load_model", loaded)
+    (tmp_path / "empty.jsonl").write_text("")
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(SystemExit, match="empty.jsonl holds no rows: nothing to evaluate"):
+        ev.main(["--model", str(tiny), "--data", str(tmp_path / "empty.jsonl"), "--out", str(tmp_path / "m.json")])
+    with pytest.raises(SystemExit, match="cannot write --out .*a_file/m"):
+        ev.main(["--model", str(tiny), "--data", str(tmp_path / "empty.jsonl"), "--out",
+                 str(tmp_path / "a_file" / "m")])
+    with pytest.raises(FileNotFoundError, match="--model 'Qwen/Qwen2.5-VL-7B-Instuct' is not a checkpoint folder"):
+        ev.main(["--model", "Qwen/Qwen2.5-VL-7B-Instuct", "--data", str(tmp_path / "empty.jsonl")])

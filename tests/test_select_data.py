@@ -2,6 +2,7 @@
 
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -268,6 +269,52 @@ def test_selection_and_eval_see_the_videos_as_training_does():
 def test_resume_log_tries_failed_videos_again(tmp_path):
     """A video that failed to load (and may since have been fixed) is not counted as done on resume."""
     log = tmp_path / "sel.partial.jsonl"
-    log.write_text(json.dumps({"settings": {"k": 4}}) + "\n" + json.dumps({"id": "a", "task": "mcq", "rewards": []})
-                   + "\n" + json.dumps({"id": "b", "task": "mcq", "failed": "truncated file"}) + "\n")
-    assert list(sd.open_partial(log, {"k": 4}, rank=0, world=1)) == ["a"]
+    log.write_text(json.dumps({"settings": {"k": 4}, "model": "m1"}) + "\n"
+                   + json.dumps({"id": "a", "task": "mcq", "key": "ka", "rewards": []}) + "\n"
+                   + json.dumps({"id": "b", "task": "mcq", "key": "kb", "failed": "truncated file"}) + "\n")
+    assert list(sd.open_partial(log, {"k": 4}, "m1", {"a": "ka", "b": "kb"}, rank=0, world=1)) == ["a"]
+
+
+@pytest.fixture
+def own_copy(tmp_path, toy_with_bad_rows):
+    """toy_with_bad_rows in a folder of this test's own, so that it can be edited in place."""
+    folder = tmp_path / "data"
+    folder.mkdir()
+    shutil.copy(toy_with_bad_rows.parent / "broken.mp4", folder)
+    shutil.copy(toy_with_bad_rows, folder / "train.jsonl")
+    return folder / "train.jsonl"
+
+
+def logged_ids(files):
+    return [json.loads(line)["id"] for line in files["partial"].decode().splitlines()[1:]]
+
+
+def test_rows_changed_since_they_were_logged_are_sampled_again(warm_model, own_copy, tmp_path, capsys):
+    """Every mcq answer and tvg segment of the file changed in place, ids kept, same --out: those samples are
+    sampled again (their logged rewards scored other ground truth), the unchanged gqa row is not, and the result is
+    a fresh run's on the changed file. Batches of 2: [toy-00000, toy-00001] [broken, toy-00002] [toy-00003,
+    toy-00004]; `broken` fails to load and is tried on every run."""
+    out = tmp_path / "sel" / "selected.jsonl"
+    before = run_select(warm_model, own_copy, out)
+    rows = [json.loads(line) for line in own_copy.read_text().splitlines()]
+    for row in rows:
+        row.update({"mcq": {"answer": "B" if row.get("answer") == "A" else "A"}, "tvg": {"segment": [0.0, 0.75]},
+                    "gqa": {}}[row["task"]])
+    own_copy.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    after = run_select(warm_model, own_copy, out)
+    fresh = run_select(warm_model, own_copy, tmp_path / "fresh" / "selected.jsonl")
+    assert logged_ids(after)[len(logged_ids(before)):] == ["toy-00000", "toy-00001", "broken", "toy-00003",
+                                                           "toy-00004"]
+    assert "4 sample(s) changed since" in capsys.readouterr().out
+    assert after["kept"] == fresh["kept"] and after["report"] == fresh["report"]
+
+
+def test_a_log_written_by_other_weights_is_refused(warm_model, own_copy, tmp_path, toy_tok):
+    """The checkpoint at --model replaced by another one (same path, same size): the log is refused, not reused."""
+    model, out = tmp_path / "model", tmp_path / "sel" / "selected.jsonl"
+    shutil.copytree(warm_model, model)
+    run_select(model, own_copy, out)
+    torch.manual_seed(1)
+    vlm.load_model(vlm.tiny_config("qwen2_5_vl", toy_tok)).save_pretrained(model)
+    with pytest.raises(SystemExit, match="written by other weights than those now at --model .weights hash"):
+        run_select(model, own_copy, out)

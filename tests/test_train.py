@@ -25,7 +25,8 @@ ENV = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false")
 def run(args, cwd):
     """Run a command; on failure show its output."""
     proc = subprocess.run(args, cwd=cwd, env=ENV, capture_output=True, text=True, timeout=900)
-    assert proc.returncode == 0, f"{' '.join(args)}\n--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n{proc.stderr[-6000:]}"
+    output = f"--- stdout\n{proc.stdout[-3000:]}\n--- stderr\n{proc.stderr[-6000:]}"
+    assert proc.returncode == 0, f"{' '.join(args)}\n{output}"
     return proc
 
 
@@ -57,7 +58,8 @@ def warm(toy):
 
 
 def grpo_args(toy, out, *extra):
-    return ["--model", str(toy / "sft" / "checkpoint-60"), "--data", str(toy / "data" / "train.jsonl"), "--out", str(out),
+    return ["--model", str(toy / "sft" / "checkpoint-60"), "--data", str(toy / "data" / "train.jsonl"),
+            "--out", str(out),
             "--batch_size", "1", "--group_size", "4", "--max_new_tokens", "40", "--max_frames", "4",
             "--dtype", "float32", "--lr", "1e-3", "--temperature", "1.0", *extra]
 
@@ -173,6 +175,7 @@ def test_non_finite_loss_skips_the_update(toy, warm, tmp_path):
 
 def test_every_entry_point_takes_dashes_and_underscores_alike():
     """One flag convention (dashes) for train, select_data and eval; the underscore spelling is accepted too."""
+    import data
     import eval as ev
     import select_data as sd
     import train
@@ -182,3 +185,28 @@ def test_every_entry_point_takes_dashes_and_underscores_alike():
         assert sd.parse_args(["--model", "m", "--data", "d", "--out", "o", spelling, "7"]).max_new_tokens == 7
         assert ev.parse_args(["--model", "m", "--data", "d", spelling, "7"]).max_new_tokens == 7
     assert train.parse_config(["--grad-checkpointing", "true"]).grad_checkpointing is True
+    for limits in (["--max-text-chars", "5", "--max-prompt-tokens", "9"],
+                   ["--max_text_chars", "5", "--max_prompt_tokens", "9"]):
+        for parsed in (train.parse_config(limits), ev.parse_args(["--model", "m", "--data", "d", *limits]),
+                       sd.parse_args(["--model", "m", "--data", "d", "--out", "o", *limits])):
+            assert (parsed.max_text_chars, data.video_config(parsed).max_prompt_tokens) == (5, 9)
+
+
+def test_corrupt_videos_are_skipped_past_the_spares_and_only_all_failing_stops(toy_dir, toy_tok, tmp_path):
+    """Rows that carry `duration` are not probed at load, so a corrupt video shows when its batch is drawn: it is
+    skipped and the batch walks on, however many spares that takes (4 corrupt rows before the good one here); only
+    a data set where every row fails stops the run, with a failure named."""
+    import data
+    import train
+
+    broken = tmp_path / "broken.mp4"
+    broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(200))
+    rows = data.load_jsonl(str(toy_dir / "train.jsonl"))  # 5 rows, each with its duration
+    corrupt = [{**row, "video": str(broken)} for row in rows]
+    video_cfg, skipped = data.VideoConfig(max_frames=4), []
+    (sample,) = train.take_prompts(corrupt[:4] + rows[4:], [0, 1, 2, 3, 4], 1, toy_tok, "qwen2_5_vl", video_cfg,
+                                   skipped)
+    assert sample.id == rows[4]["id"] and skipped == [row["id"] for row in rows[:4]]
+    endless = train.prompt_indices(len(corrupt), 0, 0, 1, 0, 1)
+    with pytest.raises(data.DataError, match=f"none of the 5 rows loads, e.g. {broken}"):
+        train.take_prompts(corrupt, endless, 1, toy_tok, "qwen2_5_vl", video_cfg, [])

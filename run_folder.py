@@ -1,0 +1,184 @@
+"""The run folder train.py writes: one writer at a time, and a run that either continues its own checkpoints or
+starts in a folder that holds no run, so two runs never mix.
+
+    OUT/.lock              held (flock) by the process writing OUT. The kernel frees it when that process dies, so a
+                           run killed with kill -9 blocks nothing; the file itself stays (it holds the last pid)
+    OUT/metrics.jsonl      one row per step
+    OUT/samples.jsonl      a few completions per step
+    OUT/curves.png         metrics.jsonl plotted at each checkpoint
+    OUT/checkpoint-STEP/   see checkpoint.py
+
+Why refuse rather than guess: keep-last sorts checkpoints by step, so a fresh 10-step run into a folder holding
+another run's checkpoint-30 would delete its own checkpoint-5 and -10 and keep the stranger's; metrics.jsonl would
+interleave both runs, and a later --resume auto would pick the other run. So a run starts at step 0 only in a folder
+without a run's files, resumes only a checkpoint with nothing newer beside it, and `--overwrite` deletes what is in
+the way when that is what you want.
+
+Logs: a run resumed from step S first drops the log rows past S (it writes those steps again), so no step appears
+twice whatever the moment of a kill; a run that died before its first checkpoint restarts at step 0 with empty logs.
+A line that does not parse (torn by a kill or a full disk) is dropped with a warning naming the file and line.
+"""
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import sys
+
+import numpy as np
+
+import checkpoint
+import distributed
+
+LOCK, LOGS, CURVES = ".lock", ("metrics.jsonl", "samples.jsonl"), "curves.png"
+
+
+class RunFolderError(RuntimeError):
+    """OUT is being written by another process or holds another run; the message says what to do."""
+
+
+@contextlib.contextmanager
+def lock(out, rank):
+    """Hold OUT/.lock (rank 0) while the body runs: a second run into OUT fails at once, on every rank."""
+    held, error = None, None
+    if rank == 0:
+        os.makedirs(out, exist_ok=True)
+        held = open(os.path.join(out, LOCK), "a+")
+        try:
+            fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            held.seek(0)
+            pid = held.read().strip() or "?"
+            held.close()
+            held, error = None, (f"{out} is being written by another run (pid {pid} holds {os.path.join(out, LOCK)}):"
+                                 " wait for it to end, stop it (under torchrun: its worker processes too), or pass"
+                                 " another --out")
+        else:
+            held.truncate(0)
+            held.write(f"{os.getpid()}\n")
+            held.flush()
+    error = distributed.broadcast(error)
+    if error:
+        raise RunFolderError(error)
+    try:
+        yield
+    finally:
+        if held:
+            held.close()  # releases the lock
+
+
+def run_files(out):
+    """What a run wrote in OUT: checkpoints (complete or not), logs, curves."""
+    names = os.listdir(out) if os.path.isdir(out) else []
+    ours = [n for n in names if checkpoint.NAME.fullmatch(n) or checkpoint.TMP.fullmatch(n) or n in (*LOGS, CURVES)]
+    return sorted(os.path.join(out, n) for n in ours)
+
+
+def _listed(paths):
+    names = [os.path.basename(p) for p in paths]
+    return ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
+
+
+def _plan(out, resume, overwrite):
+    found = checkpoint.resume_from(resume, out)
+    step = checkpoint.read_state(found)["step"] if found else 0
+    own = resume == "auto" or (found is not None and os.path.dirname(os.path.abspath(found)) == os.path.abspath(out))
+    if own:  # its own run: only checkpoints newer than the one resumed from are in the way
+        in_the_way = [c for c in checkpoint.checkpoints(out) if checkpoint.step_of(c) > step]
+        half_written = [p for p in run_files(out) if checkpoint.TMP.fullmatch(os.path.basename(p))]
+    else:
+        in_the_way, half_written = run_files(out), []
+    if in_the_way and not overwrite:
+        if own:
+            why = (f"{out} holds {_listed(in_the_way)}, newer than {found}, which you resume from: going on would mix "
+                   "two runs. --resume auto continues from the newest; --overwrite true deletes the newer ones")
+        else:
+            what = f"you resume from {found}, which is not in it" if found else "starting another run there"
+            why = (f"{out} already holds a run ({_listed(in_the_way)}); {what} would mix the two (keep-last deletes "
+                   "by step, the logs interleave). Pass --resume auto to continue it, --overwrite true to delete "
+                   "it first, or another --out")
+        raise RunFolderError(why)
+    return found, step, in_the_way + half_written
+
+
+def plan(out, resume, overwrite, rank):
+    """What OUT holds against what the run asks (decided on rank 0, the same on every rank) -> (the checkpoint to
+    resume from or None, its step or 0, the paths to delete before the run writes). resume: '' | 'auto' | a
+    folder. Raises RunFolderError when another run's files are in the way and overwrite is off."""
+    outcome = None
+    if rank == 0:
+        try:
+            outcome = _plan(out, resume, overwrite)
+        except (RunFolderError, checkpoint.CheckpointError) as e:
+            outcome = e
+    outcome = distributed.broadcast(outcome)
+    if isinstance(outcome, Exception):
+        raise outcome
+    return outcome
+
+
+def clear(out, doomed, step):
+    """Delete the paths plan() named (rank 0), and the log rows past step."""
+    for path in doomed:
+        shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+    if doomed:
+        print(f"deleted from {out}: {_listed(doomed)}", file=sys.stderr)
+    trim_logs(out, step)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# logs
+
+def read_log(path):
+    """[(row, line as written)] of a JSONL log; a line that is not a JSON object with a step is dropped with a
+    warning naming the file and line (a kill or a full disk can tear the last line)."""
+    rows = []
+    with open(path, encoding="utf-8") as f:
+        for lineno, line in enumerate(f, 1):
+            try:
+                row = json.loads(line)
+            except ValueError:
+                row = None
+            if not (isinstance(row, dict) and isinstance(row.get("step"), int)):
+                print(f"[warn] {path}:{lineno}: dropped a torn or foreign line ({line[:60]!r})", file=sys.stderr)
+                continue
+            rows.append((row, line if line.endswith("\n") else line + "\n"))
+    return rows
+
+
+def trim_logs(out, step):
+    """Keep the log rows of steps <= step (a resumed run writes the later ones again); the rewrite is atomic."""
+    for name in LOGS:
+        path = os.path.join(out, name)
+        if os.path.exists(path):
+            kept = [line for row, line in read_log(path) if row["step"] <= step]
+            with open(path + ".tmp", "w", encoding="utf-8") as f:
+                f.writelines(kept)
+            os.replace(path + ".tmp", path)
+
+
+def log_step(out, step, stats, samples):
+    """Append a metrics row and the logged completions (rank 0)."""
+    with open(os.path.join(out, "metrics.jsonl"), "a", encoding="utf-8") as f:
+        f.write(json.dumps({"step": step, **stats}) + "\n")
+    if samples:
+        with open(os.path.join(out, "samples.jsonl"), "a", encoding="utf-8") as f:
+            f.writelines(json.dumps({"step": step, "id": i, "completion": c, "reward": r}) + "\n"
+                         for i, c, r in samples)
+
+
+def plot_curves(out):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    rows = [row for row, _ in read_log(os.path.join(out, "metrics.jsonl"))]
+    keys = [k for k in ("reward", "accuracy", "iou", "kl", "loss") if k in rows[0]]
+    fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 2.8))
+    for ax, key in zip(np.atleast_1d(axes), keys):
+        ax.plot([r["step"] for r in rows], [r[key] for r in rows])
+        ax.set_title(key)
+        ax.set_xlabel("step")
+    fig.tight_layout()
+    fig.savefig(os.path.join(out, CURVES), dpi=80)
+    plt.close(fig)
