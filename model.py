@@ -11,11 +11,9 @@ is laid out once on a row, [prompt, c_1 .. c_G], and the vision tower and the pr
         c_11            all        causal               alone after its prompt: exactly the plain forward of
         c_12            all        .        causal      [prompt, c], with the prompt computed once.
 
-The segment table has a row per segment, (start, length, prefix_start, prefix_length): a prompt is a segment with no
-prefix, a completion's prefix is its prompt. On CPU (and in float32) the table becomes a boolean [L, L] mask for SDPA;
-on CUDA each segment's keys are gathered as [prefix, own] and one varlen kernel call (flash-attn, else torch's
-varlen_attn) does causal attention aligned bottom-right. Our attention function is registered with transformers'
-AttentionInterface and set on the language model's config only (the vision tower keeps its own).
+Attention lives in attention.py: on the language model, ours (a completion sees its prompt and itself: an exact
+block mask with SDPA on CPU, one varlen kernel call on CUDA); on the vision tower, every window of a block in one
+varlen call on CUDA. Both are set on their sub-model's config by load_model.
 
 Positions are always ours and always explicit, as the 4-row [text; t; h; w] tensor: the model's own get_rope_index
 and its stateful rope_deltas are never used, since transformers has changed that rule between releases and the
@@ -24,7 +22,6 @@ instead. We call the model's parts (vision tower, language model, LM head) ourse
 module so that FSDP2's root hooks fire (_root_call).
 """
 
-import inspect
 import os
 import types
 from dataclasses import dataclass
@@ -33,24 +30,13 @@ import torch
 import torch.nn.functional as F
 from torch.distributed.fsdp import FSDPModule, register_fsdp_forward_method
 from torch.utils.checkpoint import checkpoint
-from transformers import (AttentionInterface, AutoConfig, AutoTokenizer, DynamicCache, Qwen2_5_VLConfig,
-                          Qwen2_5_VLForConditionalGeneration, Qwen3VLConfig, Qwen3VLForConditionalGeneration)
-from transformers.integrations.sdpa_attention import sdpa_attention_forward
-from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+from transformers import (AutoConfig, AutoTokenizer, DynamicCache, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration,
+                          Qwen3VLConfig, Qwen3VLForConditionalGeneration)
 
-try:
-    from flash_attn import flash_attn_varlen_func
-except ImportError:
-    flash_attn_varlen_func = None
-try:
-    from torch.nn.attention.varlen import varlen_attn
-except ImportError:
-    varlen_attn = None
-VARLEN_PARAMS = set(inspect.signature(varlen_attn).parameters) if varlen_attn is not None else set()  # per version
+import attention
 
 FAMILIES = {"qwen2_5_vl": (Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration),
             "qwen3_vl": (Qwen3VLConfig, Qwen3VLForConditionalGeneration)}
-ATTENTION = "vrl_shared_prefix"  # our attention's name in AttentionInterface
 LOGIT_CHUNK = 1024  # completion tokens per LM-head chunk: [1024, 152k] float32 logits is 0.6 GB
 
 
@@ -84,14 +70,15 @@ def tiny_config(family="qwen2_5_vl", tokenizer=None):
 
 
 def load_model(path_or_config, dtype=torch.float32):
-    """The real HF class from a checkpoint folder (from_pretrained) or a config (random init), with our
-    shared-prefix attention on the language model only."""
+    """The real HF class from a checkpoint folder (from_pretrained) or a config (random init), with our attention
+    functions (attention.py): shared-prefix on the language model, one varlen call per block on the vision tower."""
     if isinstance(path_or_config, (str, os.PathLike)):
         config = AutoConfig.from_pretrained(path_or_config)
         model = FAMILIES[config.model_type][1].from_pretrained(path_or_config, dtype=dtype)
     else:
         model = FAMILIES[path_or_config.model_type][1]._from_config(path_or_config, dtype=dtype)
-    model.set_attn_implementation({"text_config": ATTENTION})
+    model.set_attn_implementation({"text_config": attention.ATTENTION,
+                                  "vision_config": attention.VISION_ATTENTION})
     return model
 
 
@@ -171,75 +158,6 @@ def rope_positions(input_ids, grid_thw, second_per_grid, config):
     if next(blocks, None) is not None:
         raise ValueError(f"fewer runs of video tokens than the video grids {grid_thw.tolist()} need")
     return torch.cat([torch.arange(len(input_ids))[None], pos]).to(input_ids.device)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# shared-prefix attention
-
-def block_mask(segments, length):
-    """[L, L] bool, query i may see key j: its own segment causally, and all of its segment's prefix."""
-    n, pstart, plen = segments[:, 1], segments[:, 2], segments[:, 3]
-    seg = torch.repeat_interleave(torch.arange(len(segments), device=segments.device), n)  # [L] segment of each token
-    i = torch.arange(length, device=segments.device)
-    own = (seg[:, None] == seg[None, :]) & (i[None, :] <= i[:, None])
-    lo, hi = pstart[seg][:, None], (pstart + plen)[seg][:, None]
-    return own | ((i[None, :] >= lo) & (i[None, :] < hi))
-
-
-def key_layout(segments):
-    """For varlen kernels: keys gathered per segment as [prefix, own] -> (key_index [T_k], cu_seqlens_q [S+1],
-    cu_seqlens_k [S+1], max_q, max_k). Queries stay in row order; causal alignment is bottom-right."""
-    rows = segments.tolist()
-    key_index = torch.cat([torch.cat([torch.arange(ps, ps + pl), torch.arange(s, s + n)]) for s, n, ps, pl in rows])
-    n, nk = segments[:, 1], segments[:, 1] + segments[:, 3]
-    cu = lambda x: F.pad(x.cumsum(0), (1, 0)).to(torch.int32)
-    return key_index.to(segments.device), cu(n), cu(nk), int(n.max()), int(nk.max())
-
-
-def _varlen_kernel(q, k, v, cu_q, cu_k, max_q, max_k, scale):
-    """Causal varlen attention, q [T_q, H, D], k/v [T_k, H_kv, D] -> [T_q, H, D]: flash-attn, else torch's."""
-    if flash_attn_varlen_func is not None:
-        return flash_attn_varlen_func(q, k, v, cu_q, cu_k, max_q, max_k, softmax_scale=scale, causal=True)
-    kw = {"window_size": (-1, 0)} if "window_size" in VARLEN_PARAMS else {"is_causal": True}
-    if "enable_gqa" in VARLEN_PARAMS:
-        kw["enable_gqa"] = True
-    else:  # older torch: no GQA, repeat the KV heads
-        k, v = (x.repeat_interleave(q.shape[1] // x.shape[1], dim=1) for x in (k, v))
-    if "scale" in VARLEN_PARAMS:
-        kw["scale"] = scale
-    elif scale is not None:  # older torch: the kernel always scales by 1/sqrt(D); fold the rest into q
-        q = q * (scale * q.shape[-1] ** 0.5)
-    return varlen_attn(q, k, v, cu_q, cu_k, max_q, max_k, **kw)
-
-
-def _use_varlen(x):
-    """The varlen kernels need CUDA and half precision; everything else takes the SDPA mask path."""
-    has_kernel = flash_attn_varlen_func is not None or varlen_attn is not None
-    return x.is_cuda and x.dtype in (torch.float16, torch.bfloat16) and has_kernel
-
-
-def shared_prefix_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, vrl_keys=None,
-                            **kwargs):
-    """The language model's attention. query [1, H, L, D], key/value [1, H_kv, L, D] -> ([1, L, H, D], None).
-    vrl_keys (from key_layout) selects the varlen kernel; otherwise SDPA with the mask HF prepared: our 4-D block
-    mask for a packed forward, the usual causal/padding mask in rollouts."""
-    if vrl_keys is None:
-        return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout,
-                                      **kwargs)
-    key_index, cu_q, cu_k, max_q, max_k = vrl_keys
-    q = query[0].transpose(0, 1).contiguous()  # [L, H, D]
-    k, v = (x[0].transpose(0, 1)[key_index] for x in (key, value))  # [T_k, H_kv, D]; backward sums over copies
-    return _varlen_kernel(q, k, v, cu_q, cu_k, max_q, max_k, scaling)[None], None
-
-
-def _shared_prefix_mask(attention_mask=None, **kwargs):
-    """HF's mask hook for our attention: SDPA's mask when there is a padding mask (rollouts), none otherwise (the
-    varlen path needs none; the packed SDPA path passes its 4-D mask, which HF hands through untouched)."""
-    return None if attention_mask is None else sdpa_mask(attention_mask=attention_mask, **kwargs)
-
-
-AttentionInterface.register(ATTENTION, shared_prefix_attention)
-AttentionMaskInterface.register(ATTENTION, _shared_prefix_mask)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -334,10 +252,10 @@ def completion_logprobs(model, packed, temperature=1.0):
     def forward():
         p = packed.to(model.lm_head.weight.device)
         emb, kwargs = _embed(model, p.input_ids, p.vision_mask, p.pixel_values, p.grid_thw)  # [1, L, D]
-        if _use_varlen(emb):
-            kwargs["vrl_keys"] = key_layout(p.segments)
+        if attention.use_varlen(emb):
+            kwargs["vrl_keys"] = attention.key_layout(p.segments)
         else:
-            kwargs["attention_mask"] = block_mask(p.segments, emb.shape[1])[None, None]  # [1, 1, L, L]
+            kwargs["attention_mask"] = attention.block_mask(p.segments, emb.shape[1])[None, None]  # [1, 1, L, L]
         hidden = model.model.language_model(inputs_embeds=emb, position_ids=p.position_ids, use_cache=False,
                                             **kwargs).last_hidden_state[0]  # [L, D]
         return lm_head_logprobs(model.lm_head, hidden[p.predictors], p.targets, temperature)
