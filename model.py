@@ -27,11 +27,11 @@ import types
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch.distributed.fsdp import FSDPModule, register_fsdp_forward_method
 from torch.utils.checkpoint import checkpoint
 from transformers import (AutoConfig, AutoTokenizer, DynamicCache, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration,
                           Qwen3VLConfig, Qwen3VLForConditionalGeneration)
+from transformers.cache_utils import DynamicLayer
 
 import attention
 
@@ -314,42 +314,80 @@ def _lm_logits(model, cache, **kwargs):
     return model.lm_head(out.last_hidden_state[:, -1]).float()
 
 
+class ForkedLayer(DynamicLayer):
+    """One layer's KV cache after the prefill of B prompts, forked G ways into buffers allocated once for the
+    whole rollout, [B*G, H_kv, P + max_new_tokens, D] (rows prompt-major). keys/values are views of the positions
+    written so far, so a decode step writes its one position in place; a DynamicLayer copies the whole cache to
+    grow it (torch.cat) at every token."""
+
+    def __init__(self, prefilled, group_size, max_new_tokens):
+        super().__init__()
+        B, H, P, D = prefilled.keys.shape
+        self.dtype, self.device, self.is_initialized = prefilled.keys.dtype, prefilled.keys.device, True
+        self.buffers = []
+        for x in (prefilled.keys, prefilled.values):
+            buffer = x.new_empty(B * group_size, H, P + max_new_tokens, x.shape[-1])
+            buffer.view(B, group_size, H, -1, x.shape[-1])[:, :, :, :P] = x[:, None]  # each prompt's rows G times
+            self.buffers.append(buffer)
+        self.keys, self.values = (b[:, :, :P] for b in self.buffers)
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        start = self.keys.shape[-2]
+        end = start + key_states.shape[-2]
+        for buffer, new in zip(self.buffers, (key_states, value_states)):
+            buffer[:, :, start:end] = new
+        self.keys, self.values = (b[:, :, :end] for b in self.buffers)
+        return self.keys, self.values
+
+
+STOP_CHECK = 8  # decode steps between host checks of "every completion has ended" (a check waits for the device)
+
+
 @torch.no_grad()
 def sample(model, prompts, group_size, max_new_tokens, temperature=1.0, top_p=1.0, seed=0, eos_token_id=None,
            pad_token_id=None):
     """G completions for each of B prompts. Each prompt is prefilled once (vision tower once, left-padded batch),
-    its KV cache forked G ways, then all B*G completions decode together, token k at position
-    max(prompt positions) + 1 + k, each stopping at EOS. temperature 0 = greedy. Seeded: reproducible."""
+    its KV cache forked G ways into a preallocated cache (ForkedLayer), then all B*G completions decode together,
+    token k at position max(prompt positions) + 1 + k, each stopping at EOS. temperature 0 = greedy. Seeded:
+    reproducible. Decoding never waits for the device except every STOP_CHECK tokens to see whether all ended
+    (the steps after that are pads, cut off)."""
     config, device = model.config, model.lm_head.weight.device
     eos = config.text_config.eos_token_id if eos_token_id is None else eos_token_id
     pad = config.text_config.pad_token_id if pad_token_id is None else pad_token_id
     generator = torch.Generator(device).manual_seed(seed)
     banned = torch.tensor([config.video_token_id, config.image_token_id], device=device)
-    ids, mask, pos, vision, nxt = (x.to(device) for x in _left_pad(prompts, config, pad))
+    prompt_ids, mask, pos, vision, nxt = (x.to(device) for x in _left_pad(prompts, config, pad))
     pixel_values = torch.cat([s.pixel_values for s in prompts]).to(device)
     grid_thw = torch.cat([s.grid_thw.reshape(-1, 3) for s in prompts]).to(device)
     cache = DynamicCache(config=config.text_config)
 
     def prefill():
-        emb, kwargs = _embed(model, ids, vision, pixel_values, grid_thw)
+        emb, kwargs = _embed(model, prompt_ids, vision, pixel_values, grid_thw)
         return _lm_logits(model, cache, inputs_embeds=emb, attention_mask=mask, position_ids=pos, **kwargs)
     logits = _root_call(model, prefill).repeat_interleave(group_size, 0)  # [B*G, V]
-    cache.batch_repeat_interleave(group_size)  # fork each prompt's KV cache G ways
-    mask, nxt = mask.repeat_interleave(group_size, 0), nxt.repeat_interleave(group_size, 1)
+    cache.layers = [ForkedLayer(layer, group_size, max_new_tokens) for layer in cache.layers]
+    nxt, P = nxt.repeat_interleave(group_size, 1), mask.shape[1]
+    # A decode step's query sees every key but the left padding; HF would rebuild this mask from the 2-D one each
+    # step and wait for the device to test it for padding. Without padding no mask is needed at all.
+    padded = not bool(mask.all())
+    keys_seen = torch.cat([mask.bool(), mask.new_ones(len(mask), max_new_tokens, dtype=torch.bool)], 1)
+    keys_seen = keys_seen.repeat_interleave(group_size, 0)[:, None, None]  # [B*G, 1, 1, P + max_new_tokens]
 
-    tokens, alive = [], []
-    done = torch.zeros(len(logits), dtype=torch.bool, device=device)
+    N = len(logits)
+    ids = torch.full((N, max_new_tokens), pad, dtype=torch.long, device=device)
+    lengths = torch.zeros(N, dtype=torch.long, device=device)
+    done = torch.zeros(N, dtype=torch.bool, device=device)
     for k in range(max_new_tokens):
         token = _pick(logits, temperature, top_p, banned, generator)
-        alive.append(~done)
-        tokens.append(token.masked_fill(done, pad))
-        done = done | (token == eos)
-        if done.all() or k == max_new_tokens - 1:
+        lengths += ~done
+        ids[:, k] = token.masked_fill(done, pad)
+        done |= token == eos
+        if k == max_new_tokens - 1 or (k % STOP_CHECK == STOP_CHECK - 1 and done.all()):
             break
-        mask = F.pad(mask, (0, 1), value=1)
-        logits = _root_call(model, lambda: _lm_logits(model, cache, input_ids=tokens[-1][:, None],
-                                                      attention_mask=mask, position_ids=(nxt + k)[:, :, None]))
-    return Rollout(ids=torch.stack(tokens, 1), lengths=torch.stack(alive, 1).sum(1), truncated=~done)
+        step = dict(input_ids=ids[:, k:k + 1], attention_mask=keys_seen[..., :P + k + 1] if padded else None,
+                    position_ids=(nxt + k)[:, :, None])
+        logits = _root_call(model, lambda: _lm_logits(model, cache, **step))
+    return Rollout(ids=ids[:, :int(lengths.max())], lengths=lengths, truncated=~done)
 
 
 def rollout(model, tokenizer, prompts, group_size, max_new_tokens, temperature=1.0, top_p=1.0, seed=0):

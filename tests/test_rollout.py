@@ -5,6 +5,8 @@ import copy
 
 import pytest
 import torch
+import torch.nn.functional as F
+from transformers import DynamicCache
 
 import model as vlm
 from test_model import FAMS, free_port, make_sample, random_groups, sdpa_copy, tiny
@@ -33,6 +35,70 @@ def test_greedy_sampling_equals_generate(toy_tok, family):
         want = want[0, len(s.prompt_ids):]
         for c in out.completions()[2 * b: 2 * b + 2]:
             assert c.tolist() == want[:len(c)].tolist() and (len(c) == len(want) or want[len(c) - 1] == eos)
+
+
+@torch.no_grad()
+def sample_with_a_growing_cache(model, prompts, G, max_new_tokens, temperature, top_p, seed, eos, pad):
+    """The oracle: the sampler as it was with transformers' DynamicCache. The prefilled cache forked by
+    batch_repeat_interleave and grown by torch.cat every token, the 2-D padding mask grown every token (HF builds the
+    4-D mask from it), a host check for "all ended" every token. -> (ids [N, Tmax], lengths [N], truncated [N])."""
+    config = model.config
+    generator = torch.Generator().manual_seed(seed)
+    banned = torch.tensor([config.video_token_id, config.image_token_id])
+    ids, mask, pos, vision, nxt = vlm._left_pad(prompts, config, pad)
+    cache = DynamicCache(config=config.text_config)
+    emb, kwargs = vlm._embed(model, ids, vision, torch.cat([s.pixel_values for s in prompts]),
+                             torch.cat([s.grid_thw.reshape(-1, 3) for s in prompts]))
+    logits = vlm._lm_logits(model, cache, inputs_embeds=emb, attention_mask=mask, position_ids=pos, **kwargs)
+    logits = logits.repeat_interleave(G, 0)
+    cache.batch_repeat_interleave(G)
+    mask, nxt = mask.repeat_interleave(G, 0), nxt.repeat_interleave(G, 1)
+    tokens, alive, done = [], [], torch.zeros(len(logits), dtype=torch.bool)
+    for k in range(max_new_tokens):
+        token = vlm._pick(logits, temperature, top_p, banned, generator)
+        alive.append(~done)
+        tokens.append(token.masked_fill(done, pad))
+        done = done | (token == eos)
+        if done.all() or k == max_new_tokens - 1:
+            break
+        mask = F.pad(mask, (0, 1), value=1)
+        logits = vlm._lm_logits(model, cache, input_ids=tokens[-1][:, None], attention_mask=mask,
+                                position_ids=(nxt + k)[:, :, None])
+    return torch.stack(tokens, 1), torch.stack(alive, 1).sum(1), ~done
+
+
+@pytest.mark.parametrize("family", FAMS)
+@pytest.mark.parametrize("temperature, top_p, eos_bias", [(1.0, 1.0, 3.0), (0.8, 0.9, 3.0), (1.0, 1.0, 5.0),
+                                                          (0, 1.0, 0.0)])
+def test_the_preallocated_cache_decodes_what_the_growing_cache_did(toy_tok, family, temperature, top_p, eos_bias,
+                                                                   monkeypatch):
+    """Two prompts of different lengths (left padding), G = 3, 12 new tokens at most: sample() with its preallocated
+    cache, its own decode masks and a check for the end every STOP_CHECK tokens gives the same tokens, lengths and
+    truncation flags as the growing cache, seeded draws and greedy alike; also with the check every token. An EOS
+    bias of 3 mixes early ends with truncated completions; 5 ends every completion within 4 tokens, before the first
+    check. Every step's keys are views of one buffer per layer allocated at the fork: nothing grows."""
+    model = tiny(family, toy_tok)
+    eos, pad = toy_tok.eos_token_id, toy_tok.pad_token_id
+    with torch.no_grad():
+        model.lm_head.bias = torch.nn.Parameter(torch.zeros(len(toy_tok)).index_fill(0, torch.tensor([eos]), eos_bias))
+    prompts = [make_sample(toy_tok, family, question="Where is the red circle?", seed=0, spg=1.75),
+               make_sample(toy_tok, family, (4, 4, 4), question="Is it blue?", seed=1)]
+    ids, lengths, truncated = sample_with_a_growing_cache(model, prompts, 3, 12, temperature, top_p, 7, eos, pad)
+    update, storages = vlm.ForkedLayer.update, []
+    monkeypatch.setattr(vlm.ForkedLayer, "update", lambda self, k, v: storages.append(
+        update(self, k, v)[0].untyped_storage().data_ptr()) or (self.keys, self.values))
+    for every in (vlm.STOP_CHECK, 1):
+        monkeypatch.setattr(vlm, "STOP_CHECK", every)
+        storages.clear()
+        out = vlm.sample(model, prompts, 3, 12, temperature, top_p, seed=7, eos_token_id=eos, pad_token_id=pad)
+        assert torch.equal(out.ids, ids) and torch.equal(out.lengths, lengths)
+        assert torch.equal(out.truncated, truncated)
+        layers = model.config.text_config.num_hidden_layers
+        assert len(set(storages)) == layers and len(storages) >= layers  # one key buffer per layer, every step
+    if eos_bias == 5.0:
+        assert not truncated.any() and ids.shape[1] < 12
+    elif eos_bias == 3.0:
+        assert truncated.any() and (~truncated).any()
 
 
 def test_seeded_sampling_is_reproducible(toy_tok):
