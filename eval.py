@@ -190,12 +190,14 @@ def parse_args(argv=None):
     p.add_argument("--seed", type=int, default=0, help="used when --temperature > 0")
     data.add_video_flags(p)
     p.add_argument("--dtype", default=None, help="bfloat16 on GPU, float32 on CPU unless given")
+    p.add_argument("--dist-timeout-minutes", "--dist_timeout_minutes", type=float, default=distributed.TIMEOUT_MINUTES,
+                   help="minutes a rank waits at a collective for the others (ranks finish unevenly)")
     return p.parse_args(argv)
 
 
 def main(argv=None):
     args = parse_args(argv)
-    rank, world, device = distributed.init()
+    rank, world, device = distributed.init(timeout_minutes=args.dist_timeout_minutes)
     args.dtype = args.dtype or ("bfloat16" if device.type == "cuda" else "float32")
     out = Path(args.out or Path(args.model) / f"eval_{Path(args.data).stem}.json")
     out.parent.mkdir(parents=True, exist_ok=True)

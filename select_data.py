@@ -295,6 +295,8 @@ def parse_args(argv=None):
                    help="then keep only the N kept with the largest reward std")
     data.add_video_flags(p)
     p.add_argument("--dtype", default=None, help="bfloat16 on GPU, float32 on CPU unless given")
+    p.add_argument("--dist-timeout-minutes", "--dist_timeout_minutes", type=float, default=distributed.TIMEOUT_MINUTES,
+                   help="minutes a rank waits at a collective for the others (ranks finish unevenly)")
     return p.parse_args(argv)
 
 
@@ -307,7 +309,7 @@ def sampling_settings(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    rank, world, device = distributed.init()
+    rank, world, device = distributed.init(timeout_minutes=args.dist_timeout_minutes)
     args.dtype = args.dtype or ("bfloat16" if device.type == "cuda" else "float32")
     paths = out_paths(args.out)
     paths["kept"].parent.mkdir(parents=True, exist_ok=True)

@@ -107,6 +107,8 @@ class Config:
     resume: str = arg("", "'' | auto (last complete checkpoint in OUT) | a checkpoint folder")
     log_samples: int = arg(2, "completions per step written to samples.jsonl")
     stop_after: int = arg(0, "exit after this many steps of this process (tests simulate a kill); 0 = never")
+    dist_timeout_minutes: float = arg(distributed.TIMEOUT_MINUTES, "minutes a rank waits at a collective for the "
+                                      "others (rank 0 writing a 7B checkpoint keeps them waiting)")
     # the toy default (no --model)
     toy_n: int = arg(240, "toy clips generated (train and test split)")
     toy_sft_steps: int = arg(400, "toy SFT warm-start steps")
@@ -252,6 +254,8 @@ def grpo_step(cfg, policy, reference, optimizer, tokenizer, prompts, seed, devic
     t1 = time.time()
     with torch.no_grad():  # log-probs at the rollout temperature: ratio and KL on the distribution sampled from
         ref_logps = [vlm.completion_logprobs(reference, p, cfg.temperature) for p in packs] if reference else None
+        if reference:  # FSDP2 keeps a root gathered after forward, for a backward that never comes here
+            reference.reshard()
         old_logps = [vlm.completion_logprobs(policy, p, cfg.temperature) for p in packs] \
             if cfg.updates_per_batch > 1 else None
     t_logprob, t2 = time.time() - t1, time.time()
@@ -339,7 +343,7 @@ def plot_curves(out):
 
 def train(cfg):
     """Run `cfg.steps` steps of GRPO or SFT; returns the last checkpoint's folder."""
-    rank, world, device = distributed.init(need_group=True)
+    rank, world, device = distributed.init(need_group=True, timeout_minutes=cfg.dist_timeout_minutes)
     master = rank == 0
     os.makedirs(cfg.out, exist_ok=True)
     torch.manual_seed(cfg.seed)
@@ -409,7 +413,7 @@ TOY_GRPO = dict(mode="grpo", batch_size=4, pack_prompts=4, group_size=8, lr=2e-4
 
 def toy_default(cfg):
     """Toy task -> tiny model -> SFT warm start -> GRPO -> test accuracy/mIoU before and after."""
-    rank, world, device = distributed.init(need_group=True)
+    rank, world, device = distributed.init(need_group=True, timeout_minutes=cfg.dist_timeout_minutes)
     toy_dir = os.path.join(cfg.out, "toy-data")
     if rank == 0 and not os.path.exists(os.path.join(toy_dir, "test.jsonl")):
         toy.make_toy(toy_dir, n=cfg.toy_n, seed=cfg.seed)

@@ -1,14 +1,24 @@
-"""model.py's rollout sampler as worked examples: greedy against `generate`, seeded draws, lengths and truncation,
-never a vision pad, top-p; and the sampler and packed log-probs under FSDP2 (a world of one, CPU)."""
+"""model.py's rollout sampler as worked examples: greedy against `generate`, the preallocated cache against the
+growing one, seeded draws, lengths and truncation, never a vision pad, top-p; the sampler and packed log-probs under
+FSDP2, and distributed.py's set-up (a world of one and torchrun, CPU)."""
 
 import copy
+import os
+import subprocess
+import sys
 
 import pytest
 import torch
 import torch.nn.functional as F
+from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.tensor import DTensor
 from transformers import DynamicCache
 
+import distributed
+import eval as evaluation
 import model as vlm
+import select_data
+import train
 from test_model import FAMS, free_port, make_sample, random_groups, sdpa_copy, tiny
 
 
@@ -162,7 +172,6 @@ def test_fsdp2_sharded_model_gives_the_same_rollouts_logprobs_and_gradients(toy_
     own weights (embeddings, LM head, vision merger) are gathered only around a root forward, which sample and
     completion_logprobs run inside; a rollout comes first, as in training."""
     dist = pytest.importorskip("torch.distributed")
-    from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
     if dist.is_initialized():
         pytest.skip("a process group already exists")
@@ -188,3 +197,90 @@ def test_fsdp2_sharded_model_gives_the_same_rollouts_logprobs_and_gradients(toy_
             torch.testing.assert_close(p.grad.full_tensor(), q.grad, msg=name)
     finally:
         dist.destroy_process_group()
+
+
+# -------------------------------------------------------------------------------------------------------- processes
+
+@pytest.fixture
+def world_of_one():
+    """distributed.init's one-process group (plain python, gloo), with a 7-minute collective timeout."""
+    if torch.distributed.is_initialized():
+        pytest.skip("a process group already exists")
+    yield distributed.init(need_group=True, timeout_minutes=7)
+    distributed.close()
+
+
+def group_timeout():
+    """The default group's collective timeout, as its backend holds it."""
+    group = torch.distributed.distributed_c10d._get_default_group()
+    return group._get_backend(torch.device("cpu")).options._timeout
+
+
+def test_the_timeout_reaches_the_process_group(world_of_one):
+    assert str(group_timeout()) == "0:07:00"
+
+
+def test_the_timeout_reaches_a_torchrun_group(tmp_path):
+    """Two processes under torchrun, as on 8 GPUs: each rank's group waits 7 minutes for the others."""
+    script = tmp_path / "timeout.py"
+    script.write_text("import torch, distributed, test_rollout\n"
+                      "distributed.init(timeout_minutes=7)\n"
+                      "print('rank', torch.distributed.get_rank(), 'waits', test_rollout.group_timeout())\n"
+                      "distributed.close()\n")
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.path.join(root, "tests")]), OMP_NUM_THREADS="1")
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
+                           str(script)], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(line for line in proc.stdout.splitlines() if line.startswith("rank")) == [
+        "rank 0 waits 0:07:00", "rank 1 waits 0:07:00"]
+
+
+def test_every_entry_point_passes_its_timeout_flag_to_the_process_group(monkeypatch):
+    """--dist-timeout-minutes (or --dist_timeout_minutes) is what distributed.init gets, in train.py, select_data.py
+    and eval.py; 60 minutes unless given."""
+    class Reached(Exception):
+        pass
+
+    def init(need_group=False, timeout_minutes=None):
+        raise Reached(timeout_minutes)
+    monkeypatch.setattr(distributed, "init", init)
+    entry_points = [lambda *flags: train.train(train.parse_config(["--model", "m", *flags])),
+                    lambda *flags: select_data.main(["--model", "m", "--data", "d", "--out", "o", *flags]),
+                    lambda *flags: evaluation.main(["--model", "m", "--data", "d", *flags])]
+    for run in entry_points:
+        for flags, minutes in (((), 60), (("--dist-timeout-minutes", "7"), 7), (("--dist_timeout_minutes", "2.5"), 2.5)):
+            with pytest.raises(Reached) as reached:
+                run(*flags)
+            assert reached.value.args == (minutes,)
+
+
+@pytest.mark.parametrize("family", FAMS)
+def test_sharded_vision_blocks_take_float32_rotary_tables_in_bf16(toy_tok, family, world_of_one):
+    """train.py's sharding computing in bf16: the vision blocks' attention gets its hidden states in bf16 and the
+    tower's rotary tables (cos, sin) in float32, as without FSDP (FSDP2 would cast every input of a unit to bf16);
+    the decoder layers get bf16 hidden states."""
+    model = tiny(family, toy_tok)
+    distributed.shard(model, init_device_mesh("cpu", (1,)), torch.bfloat16)
+    seen = {}
+    model.model.visual.blocks[0].attn.register_forward_pre_hook(
+        lambda m, args, kw: seen.update(vision=(args[0].dtype, *(t.dtype for t in kw["position_embeddings"]))),
+        with_kwargs=True)
+    model.model.language_model.layers[0].register_forward_pre_hook(lambda m, args: seen.update(text=args[0].dtype))
+    with torch.no_grad():
+        vlm.completion_logprobs(model, vlm.pack(random_groups(toy_tok, family), model.config))
+    assert seen == {"vision": (torch.bfloat16, torch.float32, torch.float32), "text": torch.bfloat16}
+
+
+def test_a_sharded_root_stays_gathered_after_a_no_grad_forward_until_resharded(toy_tok, world_of_one):
+    """Why train.py reshards the reference after its log-probs: FSDP2 leaves the root's own weights (embeddings,
+    LM head: 2.3 GB at 7B in bf16) gathered after forward, expecting a backward, which a reference never runs."""
+    model = tiny("qwen2_5_vl", toy_tok).requires_grad_(False)
+    distributed.shard(model, init_device_mesh("cpu", (1,)), torch.float32)
+    is_sharded = lambda: isinstance(model.lm_head.weight, DTensor)
+    assert is_sharded()
+    with torch.no_grad():
+        vlm.completion_logprobs(model, vlm.pack(random_groups(toy_tok, "qwen2_5_vl"), model.config))
+    assert not is_sharded()
+    model.reshard()
+    assert is_sharded()
