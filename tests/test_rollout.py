@@ -24,27 +24,32 @@ from test_model import FAMS, free_port, make_sample, random_groups, sdpa_copy, t
 
 # --------------------------------------------------------------------------------------------------------- rollouts
 
-@pytest.mark.parametrize("family", FAMS)
-def test_greedy_sampling_equals_generate(toy_tok, family):
+def greedy_equals_generate(toy_tok, family, device):
     """Two prompts of different lengths (left-padded prefill, cache forked G = 2 ways) decode exactly what HF's
     generate(do_sample=False) decodes for each prompt alone, given the same explicit positions (generate continues
-    them at last + 1 = max + 1) and the vision pads suppressed."""
-    model = tiny(family, toy_tok)
+    them at last + 1 = max + 1) and the vision pads suppressed. float32 on device."""
+    model = tiny(family, toy_tok).to(device)
     oracle = sdpa_copy(model)
     prompts = [make_sample(toy_tok, family, question="Where is the red circle?", seed=0, spg=1.75),
                make_sample(toy_tok, family, (4, 4, 4), question="Is it blue?", seed=1)]
     eos, pad = toy_tok.eos_token_id, toy_tok.pad_token_id
     out = vlm.sample(model, prompts, group_size=2, max_new_tokens=10, temperature=0, eos_token_id=eos,
-                    pad_token_id=pad)
+                     pad_token_id=pad)
     for b, s in enumerate(prompts):
         pos = vlm.rope_positions(s.prompt_ids, s.grid_thw, s.second_per_grid, model.config)[:, None]
-        want = oracle.generate(input_ids=s.prompt_ids[None], pixel_values_videos=s.pixel_values,
-                               video_grid_thw=s.grid_thw, position_ids=pos, max_new_tokens=10, do_sample=False,
-                               eos_token_id=eos, pad_token_id=pad,
+        want = oracle.generate(input_ids=s.prompt_ids[None].to(device), pixel_values_videos=s.pixel_values.to(device),
+                               video_grid_thw=s.grid_thw.to(device), position_ids=pos.to(device), max_new_tokens=10,
+                               do_sample=False, eos_token_id=eos, pad_token_id=pad,
                                suppress_tokens=[model.config.video_token_id, model.config.image_token_id])
-        want = want[0, len(s.prompt_ids):]
+        want = want[0, len(s.prompt_ids):].cpu()
         for c in out.completions()[2 * b: 2 * b + 2]:
+            c = c.cpu()
             assert c.tolist() == want[:len(c)].tolist() and (len(c) == len(want) or want[len(c) - 1] == eos)
+
+
+@pytest.mark.parametrize("family", FAMS)
+def test_greedy_sampling_equals_generate(toy_tok, family):
+    greedy_equals_generate(toy_tok, family, "cpu")
 
 
 @torch.no_grad()
