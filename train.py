@@ -107,8 +107,7 @@ class Config:
     resume: str = arg("", "'' | auto (last complete checkpoint in OUT) | a checkpoint folder")
     log_samples: int = arg(2, "completions per step written to samples.jsonl")
     stop_after: int = arg(0, "exit after this many steps of this process (tests simulate a kill); 0 = never")
-    dist_timeout_minutes: float = arg(distributed.TIMEOUT_MINUTES, "minutes a rank waits at a collective for the "
-                                      "others (rank 0 writing a 7B checkpoint keeps them waiting)")
+    dist_timeout_minutes: float = arg(distributed.TIMEOUT_MINUTES, "minutes a rank waits for the others (collectives)")
     # the toy default (no --model)
     toy_n: int = arg(240, "toy clips generated (train and test split)")
     toy_sft_steps: int = arg(400, "toy SFT warm-start steps")

@@ -254,7 +254,8 @@ def test_every_entry_point_passes_its_timeout_flag_to_the_process_group(monkeypa
                     lambda *flags: select_data.main(["--model", "m", "--data", "d", "--out", "o", *flags]),
                     lambda *flags: evaluation.main(["--model", "m", "--data", "d", *flags])]
     for run in entry_points:
-        for flags, minutes in (((), 60), (("--dist-timeout-minutes", "7"), 7), (("--dist_timeout_minutes", "2.5"), 2.5)):
+        for flags, minutes in (((), 60), (("--dist-timeout-minutes", "7"), 7),
+                               (("--dist_timeout_minutes", "2.5"), 2.5)):
             with pytest.raises(Reached) as reached:
                 run(*flags)
             assert reached.value.args == (minutes,)
