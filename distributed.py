@@ -22,8 +22,8 @@ TIMEOUT_MINUTES = 60.0
 
 def init(need_group=False, timeout_minutes=None):
     """-> (rank, world, device). need_group: make a one-process group under plain python too. timeout_minutes: how
-    long a collective may wait for the slowest rank (None keeps torch's default, 10 minutes with NCCL): a 7B
-    checkpoint or an unevenly split evaluation keeps the other ranks waiting at a barrier for longer than that."""
+    long a collective may wait for the slowest rank (the entry points pass TIMEOUT_MINUTES unless told; None keeps
+    torch's default, 10 minutes with NCCL)."""
     cuda = torch.cuda.is_available()
     backend = "nccl" if cuda else "gloo"
     timeout = None if timeout_minutes is None else timedelta(minutes=timeout_minutes)
