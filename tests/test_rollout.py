@@ -228,17 +228,16 @@ def test_the_timeout_reaches_the_process_group(world_of_one):
 def test_the_timeout_reaches_a_torchrun_group(tmp_path):
     """Two processes under torchrun, as on 8 GPUs: each rank's group waits 7 minutes for the others."""
     script = tmp_path / "timeout.py"
-    script.write_text("import torch, distributed, test_rollout\n"
-                      "distributed.init(timeout_minutes=7)\n"
-                      "print('rank', torch.distributed.get_rank(), 'waits', test_rollout.group_timeout())\n"
+    script.write_text("import sys, torch, distributed, test_rollout\n"  # each rank writes its own file
+                      "rank, world, device = distributed.init(timeout_minutes=7)\n"
+                      "open(f'{sys.argv[1]}/rank{rank}.txt', 'w').write(str(test_rollout.group_timeout()))\n"
                       "distributed.close()\n")
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([root, os.path.join(root, "tests")]), OMP_NUM_THREADS="1")
     proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
-                           str(script)], cwd=root, env=env, capture_output=True, text=True, timeout=300)
+                           str(script), str(tmp_path)], cwd=root, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    assert sorted(line for line in proc.stdout.splitlines() if line.startswith("rank")) == [
-        "rank 0 waits 0:07:00", "rank 1 waits 0:07:00"]
+    assert [(tmp_path / f"rank{r}.txt").read_text() for r in (0, 1)] == ["0:07:00", "0:07:00"]
 
 
 def test_every_entry_point_passes_its_timeout_flag_to_the_process_group(monkeypatch):
