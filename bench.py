@@ -9,13 +9,17 @@ Training step (forward + backward of the per-token log-probs of G completions of
             only on the positions that predict completion tokens, through the same chunked head as ours (so the
             ratio measures prompt sharing alone; the peers' full [G, C, vocab] logits would cost them more).
     packed  model.completion_logprobs of one packed row [prompt, c_1 .. c_G]: vision tower and prompt once.
+    Both run the vision tower with our attention (one varlen call per block on CUDA, as the peers' flash-attn does).
 Rollouts (greedy, EOS never fires, both produce exactly G x C tokens):
     generate  HF generate(num_return_sequences=G): vision once, the prompt prefilled G times, G decoded together.
     ours      model.sample: prefill once, KV cache forked G ways, G decoded together.
 Ideal ratio = tokens through the LM's MLPs, G(P+C) / (P+GC); the measured one can pass it, since the naive path
-also runs the vision tower G times and its attention is quadratic in P+C per copy. Every row checks packed == naive
-per-token log-probs (float32: max abs <= 1e-4; bf16/fp16: mean abs <= 0.02 and max <= 0.5) and raises if not, so a
-fast wrong path posts no number.
+also runs the vision tower G times and its attention is quadratic in P+C per copy. Every row compares packed and
+naive per-token log-probs (float32: max abs <= 1e-4; bf16/fp16: mean abs <= 0.02 and max <= 0.5). In float32 on CPU
+both paths are exact to that, and a row past it raises, so a fast wrong path posts no number; elsewhere (bf16, or
+TF32 convolutions on CUDA) a row past it is reported with its difference and the sweep goes on.
+Out of memory: torch.OutOfMemoryError, or a RuntimeError saying "out of memory" or "alloc failed" (cuBLAS, cuDNN and
+flash-attn report allocation failures so); on CUDA the path's cell says so and the sweep goes on.
 Timing: one warm-up (which also gives the outputs checked and the memory), then the median of --repeats, the two
 paths interleaved. Memory: CUDA, peak allocated during the step above what was allocated before it (weights and
 gradient buffers, allocated beforehand as in any step after a training loop's first); CPU, bytes of
@@ -33,6 +37,7 @@ import torch
 from transformers import Qwen2_5_VLConfig
 from transformers.utils import logging as hf_logging
 
+import attention
 import data
 import model as vlm
 
@@ -151,8 +156,8 @@ def timed(fns, repeats, device, on_oom):
                 continue
             try:
                 seconds, mem, result = fn(r == 0)
-            except torch.OutOfMemoryError:
-                if not on_oom:
+            except RuntimeError as error:  # torch.OutOfMemoryError is one
+                if not (on_oom and out_of_memory(error)):
                     raise
                 out[name] = seconds = None
             if seconds is None:  # out of the except block, so the traceback's tensors are gone too
@@ -166,16 +171,24 @@ def timed(fns, repeats, device, on_oom):
     return {n: None if out[n] is None else (statistics.median(times[n]), *out[n]) for n in fns}
 
 
-def check_equal(ours, ref, dtype):
-    """Packed log-probs against the naive ones, per token. -> (max abs, mean abs); raises past the tolerance."""
+def out_of_memory(error):
+    """An allocation failure, however the library that failed words it."""
+    message = str(error).lower()
+    return isinstance(error, torch.OutOfMemoryError) or "out of memory" in message or \
+        ("alloc" in message and "failed" in message)
+
+
+def check_equal(ours, ref, dtype, strict):
+    """Packed log-probs against the naive ones, per token. -> (max abs, mean abs, within tolerance); strict (float32
+    on CPU): raises past the tolerance instead."""
     if ours.shape != ref.shape:
         raise AssertionError(f"packed log-probs have shape {tuple(ours.shape)}, the plain forward {tuple(ref.shape)}")
     diff = (ours - ref).abs()
     worst, mean = float(diff.max()), float(diff.mean())
     ok = worst <= 1e-4 if dtype == torch.float32 else (mean <= 0.02 and worst <= 0.5)
-    if not ok:
+    if strict and not ok:
         raise AssertionError(f"packed log-probs differ from the plain forward: max abs {worst:.3g}, mean {mean:.3g}")
-    return worst, mean
+    return worst, mean, ok
 
 
 def fmt_mem(b):
@@ -205,13 +218,15 @@ def train_row(model, config, sample, completions, repeats, device, dtype):
         return measure(lambda: naive_logprobs(model, inputs, targets, keep), model, device, first)
 
     def ours(first):
-        use_attention(model, vlm.ATTENTION)
+        use_attention(model, attention.ATTENTION)
         return measure(lambda: vlm.completion_logprobs(model, packed), model, device, first)
     res = timed({"naive": naive, "packed": ours}, repeats, device, on_oom=device.type == "cuda")
     model.zero_grad(set_to_none=True)
     row = {f"{n}_{k}": None if res[n] is None else res[n][i] for n in res for i, k in enumerate(("s", "mem"))}
     if res["naive"] and res["packed"]:
-        row["max_abs"], row["mean_abs"] = check_equal(res["packed"][2], res["naive"][2], dtype)
+        strict = dtype == torch.float32 and device.type == "cpu"
+        row["max_abs"], row["mean_abs"], row["within_tolerance"] = check_equal(res["packed"][2], res["naive"][2],
+                                                                               dtype, strict)
     return row
 
 
@@ -233,7 +248,7 @@ def rollout_row(model, config, sample, G, C, repeats, device):
         return model.generate(**gen_kw)[:, P:]  # [G, C]
 
     def ours():
-        use_attention(model, vlm.ATTENTION)
+        use_attention(model, attention.ATTENTION)
         return vlm.sample(model, [sample], G, C, temperature=0, eos_token_id=-1, pad_token_id=pad).ids  # [G, C]
 
     def clock(fn):
@@ -261,6 +276,8 @@ def print_tables(rows, Cs, Gs):
         cells = [f"{ms(r[n + '_s'])}, {fmt_mem(r[n + '_mem'])}" if r[n + "_s"] else ms(None)
                  for n in ("naive", "packed")]
         diff = f"{r['max_abs']:.1e}" if "max_abs" in r else "not compared"
+        if not r.get("within_tolerance", True):
+            diff += f", mean {r['mean_abs']:.1e}: past the tolerance"
         print(f"| {r['P']} ({r['video']}) | {r['C']} | {r['G']} | {cells[0]} | {cells[1]} | "
               f"{ratio(r['naive_s'], r['packed_s'])} | ×{r['ideal']:.2f} | {ratio(r['naive_mem'], r['packed_mem'])} | "
               f"{diff} |")
@@ -336,7 +353,7 @@ def main(argv=None):
                                                                           device)))
                     print(f"  rollout P={P} C={C} G={G}: generate {ms(rows[-1]['generate_s'])}, "
                           f"ours {ms(rows[-1]['ours_s'])}", flush=True)
-    use_attention(model, vlm.ATTENTION)
+    use_attention(model, attention.ATTENTION)
     print_tables(rows, Cs, Gs)
     if a.out:
         with open(a.out, "w") as f:

@@ -7,17 +7,26 @@ for a single process), made on a free local port without touching os.environ; se
 
 import os
 import socket
+from datetime import timedelta
 
 import torch
 import torch.distributed as dist
 from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 
+# How long a collective waits for the slowest rank, the default of every entry point's --dist-timeout-minutes. NCCL's
+# own 10 minutes is shorter than a 7B checkpoint: rank 0 writes ~100 GB (float32 weights, AdamW state) while the
+# others wait at a barrier, 5-6 minutes at 300 MB/s and half an hour at 60 MB/s on busy shared storage; an hour
+# also covers an evaluation whose ranks got uneven work. A rank that really hangs is then found an hour late.
+TIMEOUT_MINUTES = 60.0
 
-def init(need_group=False, timeout=None):
-    """-> (rank, world, device). need_group: make a one-process group under plain python too. timeout: how long a
-    collective may wait (a timedelta; None keeps torch's default)."""
+
+def init(need_group=False, timeout_minutes=None):
+    """-> (rank, world, device). need_group: make a one-process group under plain python too. timeout_minutes: how
+    long a collective may wait for the slowest rank (the entry points pass TIMEOUT_MINUTES unless told; None keeps
+    torch's default, 10 minutes with NCCL)."""
     cuda = torch.cuda.is_available()
     backend = "nccl" if cuda else "gloo"
+    timeout = None if timeout_minutes is None else timedelta(minutes=timeout_minutes)
     if "RANK" in os.environ:  # torchrun
         if cuda:
             torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
@@ -61,10 +70,16 @@ def close():
 
 def shard(module, mesh, compute_dtype):
     """FSDP2: each decoder layer and vision block is a unit, the root holds the rest (embeddings, head, merger).
-    Parameters are kept as they are stored; forward and backward run in compute_dtype, gradients reduce in float32."""
+    Parameters are kept as they are stored; forward and backward run in compute_dtype, gradients reduce in float32.
+
+    FSDP2 also casts a unit's floating-point inputs to compute_dtype by default. A vision block's inputs include the
+    tower's rotary tables (cos, sin), float32 by design (the tower rotates q and k in float32), which would then
+    reach the blocks in bf16 in training but float32 in eval and selection; so vision blocks keep their inputs as
+    they come. Their hidden states already arrive in compute_dtype: the patch embedding, a root weight, casts to it."""
     mp = MixedPrecisionPolicy(param_dtype=compute_dtype, reduce_dtype=torch.float32)
+    vision_mp = MixedPrecisionPolicy(param_dtype=compute_dtype, reduce_dtype=torch.float32, cast_forward_inputs=False)
     for block in module.model.visual.blocks:
-        fully_shard(block, mesh=mesh, mp_policy=mp)
+        fully_shard(block, mesh=mesh, mp_policy=vision_mp)
     for layer in module.model.language_model.layers:
         fully_shard(layer, mesh=mesh, mp_policy=mp)
     fully_shard(module, mesh=mesh, mp_policy=mp)
@@ -86,3 +101,10 @@ def all_reduce_mean(values, device):
     t = torch.tensor([float(values[k]) for k in keys], dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return {k: v / dist.get_world_size() for k, v in zip(keys, t.tolist())}
+
+
+def reshard(module):
+    """Free the gathered weights of an FSDP2 root after a no-grad forward (FSDP2 keeps a root gathered for a
+    backward, which a frozen reference never runs); a module that is not sharded is left as it is."""
+    if isinstance(module, FSDPModule):
+        module.reshard()

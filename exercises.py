@@ -83,8 +83,8 @@ EXERCISES = [
         " tokens_per_second in float32), start + h, start + w); what follows starts at max(previous) + 1."),
     Exercise(
         "packing", "the shared-prefix attention mask and packing [prompt, c_1 .. c_G] on one row",
-        ("model.block_mask", "model.pack"),
-        grading("test_model.py", "block_mask_by_hand", "pack_layout",
+        ("attention.block_mask", "model.pack"),
+        grading("test_attention.py", "block_mask_by_hand") + grading("test_model.py", "pack_layout",
                 "packed_logprobs_equal_the_plain_forward_of_each_completion",
                 "vision_tower_and_prompt_run_once_per_group"),
         "query i sees key j when both are in its own segment with j <= i, or j lies in its segment's prefix (its"

@@ -11,11 +11,9 @@ is laid out once on a row, [prompt, c_1 .. c_G], and the vision tower and the pr
         c_11            all        causal               alone after its prompt: exactly the plain forward of
         c_12            all        .        causal      [prompt, c], with the prompt computed once.
 
-The segment table has a row per segment, (start, length, prefix_start, prefix_length): a prompt is a segment with no
-prefix, a completion's prefix is its prompt. On CPU (and in float32) the table becomes a boolean [L, L] mask for SDPA;
-on CUDA each segment's keys are gathered as [prefix, own] and one varlen kernel call (flash-attn, else torch's
-varlen_attn) does causal attention aligned bottom-right. Our attention function is registered with transformers'
-AttentionInterface and set on the language model's config only (the vision tower keeps its own).
+Attention lives in attention.py: on the language model, ours (a completion sees its prompt and itself: an exact
+block mask with SDPA on CPU, one varlen kernel call on CUDA); on the vision tower, every window of a block in one
+varlen call on CUDA. Both are set on their sub-model's config by load_model.
 
 Positions are always ours and always explicit, as the 4-row [text; t; h; w] tensor: the model's own get_rope_index
 and its stateful rope_deltas are never used, since transformers has changed that rule between releases and the
@@ -24,33 +22,21 @@ instead. We call the model's parts (vision tower, language model, LM head) ourse
 module so that FSDP2's root hooks fire (_root_call).
 """
 
-import inspect
 import os
 import types
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from torch.distributed.fsdp import FSDPModule, register_fsdp_forward_method
 from torch.utils.checkpoint import checkpoint
-from transformers import (AttentionInterface, AutoConfig, AutoTokenizer, DynamicCache, Qwen2_5_VLConfig,
-                          Qwen2_5_VLForConditionalGeneration, Qwen3VLConfig, Qwen3VLForConditionalGeneration)
-from transformers.integrations.sdpa_attention import sdpa_attention_forward
-from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+from transformers import (AutoConfig, AutoTokenizer, DynamicCache, Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration,
+                          Qwen3VLConfig, Qwen3VLForConditionalGeneration)
+from transformers.cache_utils import DynamicLayer
 
-try:
-    from flash_attn import flash_attn_varlen_func
-except ImportError:
-    flash_attn_varlen_func = None
-try:
-    from torch.nn.attention.varlen import varlen_attn
-except ImportError:
-    varlen_attn = None
-VARLEN_PARAMS = set(inspect.signature(varlen_attn).parameters) if varlen_attn is not None else set()  # per version
+import attention
 
 FAMILIES = {"qwen2_5_vl": (Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration),
             "qwen3_vl": (Qwen3VLConfig, Qwen3VLForConditionalGeneration)}
-ATTENTION = "vrl_shared_prefix"  # our attention's name in AttentionInterface
 LOGIT_CHUNK = 1024  # completion tokens per LM-head chunk: [1024, 152k] float32 logits is 0.6 GB
 
 
@@ -84,14 +70,15 @@ def tiny_config(family="qwen2_5_vl", tokenizer=None):
 
 
 def load_model(path_or_config, dtype=torch.float32):
-    """The real HF class from a checkpoint folder (from_pretrained) or a config (random init), with our
-    shared-prefix attention on the language model only."""
+    """The real HF class from a checkpoint folder (from_pretrained) or a config (random init), with our attention
+    functions (attention.py): shared-prefix on the language model, one varlen call per block on the vision tower."""
     if isinstance(path_or_config, (str, os.PathLike)):
         config = AutoConfig.from_pretrained(path_or_config)
         model = FAMILIES[config.model_type][1].from_pretrained(path_or_config, dtype=dtype)
     else:
         model = FAMILIES[path_or_config.model_type][1]._from_config(path_or_config, dtype=dtype)
-    model.set_attn_implementation({"text_config": ATTENTION})
+    model.set_attn_implementation({"text_config": attention.ATTENTION,
+                                  "vision_config": attention.VISION_ATTENTION})
     return model
 
 
@@ -177,75 +164,6 @@ def rope_positions(input_ids, grid_thw, second_per_grid, config):
     if next(blocks, None) is not None:
         raise ValueError(f"fewer runs of video tokens than the video grids {grid_thw.tolist()} need")
     return torch.cat([torch.arange(len(input_ids))[None], pos]).to(input_ids.device)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# shared-prefix attention
-
-def block_mask(segments, length):
-    """[L, L] bool, query i may see key j: its own segment causally, and all of its segment's prefix."""
-    n, pstart, plen = segments[:, 1], segments[:, 2], segments[:, 3]
-    seg = torch.repeat_interleave(torch.arange(len(segments), device=segments.device), n)  # [L] segment of each token
-    i = torch.arange(length, device=segments.device)
-    own = (seg[:, None] == seg[None, :]) & (i[None, :] <= i[:, None])
-    lo, hi = pstart[seg][:, None], (pstart + plen)[seg][:, None]
-    return own | ((i[None, :] >= lo) & (i[None, :] < hi))
-
-
-def key_layout(segments):
-    """For varlen kernels: keys gathered per segment as [prefix, own] -> (key_index [T_k], cu_seqlens_q [S+1],
-    cu_seqlens_k [S+1], max_q, max_k). Queries stay in row order; causal alignment is bottom-right."""
-    rows = segments.tolist()
-    key_index = torch.cat([torch.cat([torch.arange(ps, ps + pl), torch.arange(s, s + n)]) for s, n, ps, pl in rows])
-    n, nk = segments[:, 1], segments[:, 1] + segments[:, 3]
-    cu = lambda x: F.pad(x.cumsum(0), (1, 0)).to(torch.int32)
-    return key_index.to(segments.device), cu(n), cu(nk), int(n.max()), int(nk.max())
-
-
-def _varlen_kernel(q, k, v, cu_q, cu_k, max_q, max_k, scale):
-    """Causal varlen attention, q [T_q, H, D], k/v [T_k, H_kv, D] -> [T_q, H, D]: flash-attn, else torch's."""
-    if flash_attn_varlen_func is not None:
-        return flash_attn_varlen_func(q, k, v, cu_q, cu_k, max_q, max_k, softmax_scale=scale, causal=True)
-    kw = {"window_size": (-1, 0)} if "window_size" in VARLEN_PARAMS else {"is_causal": True}
-    if "enable_gqa" in VARLEN_PARAMS:
-        kw["enable_gqa"] = True
-    else:  # older torch: no GQA, repeat the KV heads
-        k, v = (x.repeat_interleave(q.shape[1] // x.shape[1], dim=1) for x in (k, v))
-    if "scale" in VARLEN_PARAMS:
-        kw["scale"] = scale
-    elif scale is not None:  # older torch: the kernel always scales by 1/sqrt(D); fold the rest into q
-        q = q * (scale * q.shape[-1] ** 0.5)
-    return varlen_attn(q, k, v, cu_q, cu_k, max_q, max_k, **kw)
-
-
-def _use_varlen(x):
-    """The varlen kernels need CUDA and half precision; everything else takes the SDPA mask path."""
-    has_kernel = flash_attn_varlen_func is not None or varlen_attn is not None
-    return x.is_cuda and x.dtype in (torch.float16, torch.bfloat16) and has_kernel
-
-
-def shared_prefix_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, vrl_keys=None,
-                            **kwargs):
-    """The language model's attention. query [1, H, L, D], key/value [1, H_kv, L, D] -> ([1, L, H, D], None).
-    vrl_keys (from key_layout) selects the varlen kernel; otherwise SDPA with the mask HF prepared: our 4-D block
-    mask for a packed forward, the usual causal/padding mask in rollouts."""
-    if vrl_keys is None:
-        return sdpa_attention_forward(module, query, key, value, attention_mask, scaling=scaling, dropout=dropout,
-                                      **kwargs)
-    key_index, cu_q, cu_k, max_q, max_k = vrl_keys
-    q = query[0].transpose(0, 1).contiguous()  # [L, H, D]
-    k, v = (x[0].transpose(0, 1)[key_index] for x in (key, value))  # [T_k, H_kv, D]; backward sums over copies
-    return _varlen_kernel(q, k, v, cu_q, cu_k, max_q, max_k, scaling)[None], None
-
-
-def _shared_prefix_mask(attention_mask=None, **kwargs):
-    """HF's mask hook for our attention: SDPA's mask when there is a padding mask (rollouts), none otherwise (the
-    varlen path needs none; the packed SDPA path passes its 4-D mask, which HF hands through untouched)."""
-    return None if attention_mask is None else sdpa_mask(attention_mask=attention_mask, **kwargs)
-
-
-AttentionInterface.register(ATTENTION, shared_prefix_attention)
-AttentionMaskInterface.register(ATTENTION, _shared_prefix_mask)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -340,10 +258,10 @@ def completion_logprobs(model, packed, temperature=1.0):
     def forward():
         p = packed.to(model.lm_head.weight.device)
         emb, kwargs = _embed(model, p.input_ids, p.vision_mask, p.pixel_values, p.grid_thw)  # [1, L, D]
-        if _use_varlen(emb):
-            kwargs["vrl_keys"] = key_layout(p.segments)
+        if attention.use_varlen(emb):
+            kwargs["vrl_keys"] = attention.key_layout(p.segments)
         else:
-            kwargs["attention_mask"] = block_mask(p.segments, emb.shape[1])[None, None]  # [1, 1, L, L]
+            kwargs["attention_mask"] = attention.block_mask(p.segments, emb.shape[1])[None, None]  # [1, 1, L, L]
         hidden = model.model.language_model(inputs_embeds=emb, position_ids=p.position_ids, use_cache=False,
                                             **kwargs).last_hidden_state[0]  # [L, D]
         return lm_head_logprobs(model.lm_head, hidden[p.predictors], p.targets, temperature)
@@ -402,42 +320,80 @@ def _lm_logits(model, cache, **kwargs):
     return model.lm_head(out.last_hidden_state[:, -1]).float()
 
 
+class ForkedLayer(DynamicLayer):
+    """One layer's KV cache after the prefill of B prompts, forked G ways into buffers allocated once for the
+    whole rollout, [B*G, H_kv, P + max_new_tokens, D] (rows prompt-major). keys/values are views of the positions
+    written so far, so a decode step writes its one position in place; a DynamicLayer copies the whole cache to
+    grow it (torch.cat) at every token."""
+
+    def __init__(self, prefilled, group_size, max_new_tokens):
+        super().__init__()
+        B, H, P, D = prefilled.keys.shape
+        self.dtype, self.device, self.is_initialized = prefilled.keys.dtype, prefilled.keys.device, True
+        self.buffers = []
+        for x in (prefilled.keys, prefilled.values):
+            buffer = x.new_empty(B * group_size, H, P + max_new_tokens, x.shape[-1])
+            buffer.view(B, group_size, H, -1, x.shape[-1])[:, :, :, :P] = x[:, None]  # each prompt's rows G times
+            self.buffers.append(buffer)
+        self.keys, self.values = (b[:, :, :P] for b in self.buffers)
+
+    def update(self, key_states, value_states, *args, **kwargs):
+        start = self.keys.shape[-2]
+        end = start + key_states.shape[-2]
+        for buffer, new in zip(self.buffers, (key_states, value_states)):
+            buffer[:, :, start:end] = new
+        self.keys, self.values = (b[:, :, :end] for b in self.buffers)
+        return self.keys, self.values
+
+
+STOP_CHECK = 8  # decode steps between host checks of "every completion has ended" (a check waits for the device)
+
+
 @torch.no_grad()
 def sample(model, prompts, group_size, max_new_tokens, temperature=1.0, top_p=1.0, seed=0, eos_token_id=None,
            pad_token_id=None):
     """G completions for each of B prompts. Each prompt is prefilled once (vision tower once, left-padded batch),
-    its KV cache forked G ways, then all B*G completions decode together, token k at position
-    max(prompt positions) + 1 + k, each stopping at EOS. temperature 0 = greedy. Seeded: reproducible."""
+    its KV cache forked G ways into a preallocated cache (ForkedLayer), then all B*G completions decode together,
+    token k at position max(prompt positions) + 1 + k, each stopping at EOS. temperature 0 = greedy. Seeded:
+    reproducible. Decoding never waits for the device except every STOP_CHECK tokens to see whether all ended
+    (the steps after that are pads, cut off)."""
     config, device = model.config, model.lm_head.weight.device
     eos = config.text_config.eos_token_id if eos_token_id is None else eos_token_id
     pad = config.text_config.pad_token_id if pad_token_id is None else pad_token_id
     generator = torch.Generator(device).manual_seed(seed)
     banned = torch.tensor([config.video_token_id, config.image_token_id], device=device)
-    ids, mask, pos, vision, nxt = (x.to(device) for x in _left_pad(prompts, config, pad))
+    prompt_ids, mask, pos, vision, nxt = (x.to(device) for x in _left_pad(prompts, config, pad))
     pixel_values = torch.cat([s.pixel_values for s in prompts]).to(device)
     grid_thw = torch.cat([s.grid_thw.reshape(-1, 3) for s in prompts]).to(device)
     cache = DynamicCache(config=config.text_config)
 
     def prefill():
-        emb, kwargs = _embed(model, ids, vision, pixel_values, grid_thw)
+        emb, kwargs = _embed(model, prompt_ids, vision, pixel_values, grid_thw)
         return _lm_logits(model, cache, inputs_embeds=emb, attention_mask=mask, position_ids=pos, **kwargs)
     logits = _root_call(model, prefill).repeat_interleave(group_size, 0)  # [B*G, V]
-    cache.batch_repeat_interleave(group_size)  # fork each prompt's KV cache G ways
-    mask, nxt = mask.repeat_interleave(group_size, 0), nxt.repeat_interleave(group_size, 1)
+    cache.layers = [ForkedLayer(layer, group_size, max_new_tokens) for layer in cache.layers]
+    nxt, P = nxt.repeat_interleave(group_size, 1), mask.shape[1]
+    # A decode step's query sees every key but the left padding; HF would rebuild this mask from the 2-D one each
+    # step and wait for the device to test it for padding. Without padding no mask is needed at all.
+    padded = not bool(mask.all())
+    keys_seen = torch.cat([mask.bool(), mask.new_ones(len(mask), max_new_tokens, dtype=torch.bool)], 1)
+    keys_seen = keys_seen.repeat_interleave(group_size, 0)[:, None, None]  # [B*G, 1, 1, P + max_new_tokens]
 
-    tokens, alive = [], []
-    done = torch.zeros(len(logits), dtype=torch.bool, device=device)
+    N = len(logits)
+    ids = torch.full((N, max_new_tokens), pad, dtype=torch.long, device=device)
+    lengths = torch.zeros(N, dtype=torch.long, device=device)
+    done = torch.zeros(N, dtype=torch.bool, device=device)
     for k in range(max_new_tokens):
         token = _pick(logits, temperature, top_p, banned, generator)
-        alive.append(~done)
-        tokens.append(token.masked_fill(done, pad))
-        done = done | (token == eos)
-        if done.all() or k == max_new_tokens - 1:
+        lengths += ~done
+        ids[:, k] = token.masked_fill(done, pad)
+        done |= token == eos
+        if k == max_new_tokens - 1 or (k % STOP_CHECK == STOP_CHECK - 1 and done.all()):
             break
-        mask = F.pad(mask, (0, 1), value=1)
-        logits = _root_call(model, lambda: _lm_logits(model, cache, input_ids=tokens[-1][:, None],
-                                                      attention_mask=mask, position_ids=(nxt + k)[:, :, None]))
-    return Rollout(ids=torch.stack(tokens, 1), lengths=torch.stack(alive, 1).sum(1), truncated=~done)
+        step = dict(input_ids=ids[:, k:k + 1], attention_mask=keys_seen[..., :P + k + 1] if padded else None,
+                    position_ids=(nxt + k)[:, :, None])
+        logits = _root_call(model, lambda: _lm_logits(model, cache, **step))
+    return Rollout(ids=ids[:, :int(lengths.max())], lengths=lengths, truncated=~done)
 
 
 def rollout(model, tokenizer, prompts, group_size, max_new_tokens, temperature=1.0, top_p=1.0, seed=0):

@@ -331,6 +331,8 @@ def parse_args(argv=None):
     data.add_video_flags(p)
     data.add_limit_flags(p)
     p.add_argument("--dtype", default=None, help="bfloat16 on GPU, float32 on CPU unless given")
+    p.add_argument("--dist-timeout-minutes", "--dist_timeout_minutes", type=float, default=distributed.TIMEOUT_MINUTES,
+                   help="minutes a rank waits at a collective for the others (ranks finish unevenly)")
     return p.parse_args(argv)
 
 
@@ -343,7 +345,7 @@ def sampling_settings(args):
 
 def main(argv=None):
     args = parse_args(argv)
-    rank, world, device = distributed.init()
+    rank, world, device = distributed.init(timeout_minutes=args.dist_timeout_minutes)
     args.dtype = args.dtype or ("bfloat16" if device.type == "cuda" else "float32")
     paths = out_paths(args.out)
     vlm.require_folder(args.model)  # inputs first: no model loads before they hold

@@ -113,6 +113,7 @@ class Config:
     overwrite: bool = arg(False, "delete an earlier run's checkpoints and logs in OUT instead of refusing to start")
     log_samples: int = arg(2, "completions per step written to samples.jsonl")
     stop_after: int = arg(0, "exit after this many steps of this process (tests simulate a kill); 0 = never")
+    dist_timeout_minutes: float = arg(distributed.TIMEOUT_MINUTES, "minutes a rank waits for the others (collectives)")
     # the toy default (no --model)
     toy_n: int = arg(240, "toy clips generated (train and test split)")
     toy_sft_steps: int = arg(400, "toy SFT warm-start steps")
@@ -122,7 +123,7 @@ class Config:
 # what a resume may change: per-invocation flags (not compared), bookkeeping (reported); anything else refuses it
 PER_INVOCATION = ("resume", "overwrite", "stop_after")
 RESUMABLE_CHANGES = ("steps", "save_every", "keep_last", "log_samples", "out", "test_data", "grad_checkpointing",
-                     "toy_n", "toy_sft_steps", "toy_grpo_steps")
+                     "dist_timeout_minutes", "toy_n", "toy_sft_steps", "toy_grpo_steps")
 
 
 def parse_config(argv=None):
@@ -270,6 +271,7 @@ def grpo_step(cfg, policy, reference, optimizer, tokenizer, prompts, seed, devic
     t1 = time.time()
     with torch.no_grad():  # log-probs at the rollout temperature: ratio and KL on the distribution sampled from
         ref_logps = [vlm.completion_logprobs(reference, p, cfg.temperature) for p in packs] if reference else None
+        distributed.reshard(reference)
         old_logps = [vlm.completion_logprobs(policy, p, cfg.temperature) for p in packs] \
             if cfg.updates_per_batch > 1 else None
     t_logprob, t2 = time.time() - t1, time.time()
@@ -329,7 +331,7 @@ def load_rows(cfg):
 
 def train(cfg):
     """Run `cfg.steps` steps of GRPO or SFT, holding the run folder's lock; returns the last checkpoint's folder."""
-    rank, world, device = distributed.init(need_group=True)
+    rank, world, device = distributed.init(need_group=True, timeout_minutes=cfg.dist_timeout_minutes)
     with run_folder.lock(cfg.out, rank):
         return run(cfg, rank, world, device)
 
@@ -410,7 +412,7 @@ TOY_GRPO = dict(mode="grpo", batch_size=4, pack_prompts=4, group_size=8, lr=2e-4
 
 def toy_default(cfg):
     """Toy task -> tiny model -> SFT warm start -> GRPO -> test accuracy/mIoU before and after."""
-    rank, world, device = distributed.init(need_group=True)
+    rank, world, device = distributed.init(need_group=True, timeout_minutes=cfg.dist_timeout_minutes)
     toy_dir = os.path.join(cfg.out, "toy-data")
     if rank == 0 and not os.path.exists(os.path.join(toy_dir, "test.jsonl")):
         toy.make_toy(toy_dir, n=cfg.toy_n, seed=cfg.seed)

@@ -6,6 +6,7 @@ import json
 import pytest
 import torch
 
+import attention
 import bench
 import model as vlm
 
@@ -31,11 +32,48 @@ def test_small_sweep_fills_the_table_and_the_json(tmp_path, capsys):
     assert json.loads((tmp_path / "bench.json").read_text())["rows"] == json.loads(json.dumps(rows))
 
 
+def siblings_visible(segments, length):
+    """A wrong packed path, fast: a plain causal mask over the packed row, so a completion also sees its siblings."""
+    return torch.ones(length, length, dtype=torch.bool).tril()
+
+
 def test_a_wrong_packed_path_is_caught(monkeypatch):
-    """Completions that may also see their siblings (a plain causal mask over the packed row): fast, and wrong."""
-    monkeypatch.setattr(vlm, "block_mask", lambda segments, length: torch.ones(length, length, dtype=torch.bool).tril())
+    """float32 on CPU, where both paths agree to 1e-4: a wrong path stops the sweep."""
+    monkeypatch.setattr(attention, "block_mask", siblings_visible)
     with pytest.raises(AssertionError, match="differ from the plain forward"):
         bench.main(TINY + ["--skip-rollout"])
+
+
+def test_a_bf16_row_past_the_tolerance_reports_its_difference(monkeypatch, capsys):
+    """In bf16 a row's difference is reported, never raised: the same wrong path gives a mean |Δ logp| above 0.02,
+    the row says so, and the sweep runs to its end (two rows here)."""
+    monkeypatch.setattr(attention, "block_mask", siblings_visible)
+    rows = bench.main(["--P", "48", "--C", "4", "6", "--G", "2", "--repeats", "1", "--layers", "1", "--device", "cpu",
+                       "--dtype", "bfloat16", "--skip-rollout"])
+    assert len(rows) == 2 and not any(r["within_tolerance"] for r in rows)
+    assert all(r["mean_abs"] > 0.02 for r in rows)
+    assert capsys.readouterr().out.count("past the tolerance") == 2
+
+
+def test_allocation_failures_count_as_out_of_memory():
+    """torch.OutOfMemoryError, and RuntimeErrors whose message says out of memory or a failed allocation (cuBLAS,
+    cuDNN), mark the path out of memory; the other path still runs; any other error still stops the sweep."""
+    def fails(error):
+        def fn(first):
+            raise error
+        return fn
+    ok = lambda first: (0.5, None, "result")
+    for error in (torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+                  RuntimeError("CUDA error: out of memory"),
+                  RuntimeError("CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`")):
+        assert bench.timed({"naive": fails(error), "packed": ok}, 2, torch.device("cpu"), on_oom=True) == {
+            "naive": None, "packed": (0.5, None, "result")}
+    with pytest.raises(RuntimeError, match="illegal memory access"):
+        bench.timed({"naive": fails(RuntimeError("CUDA error: an illegal memory access")), "packed": ok}, 2,
+                    torch.device("cpu"), on_oom=True)
+    with pytest.raises(torch.OutOfMemoryError):  # on CPU a path out of memory is an error
+        bench.timed({"naive": fails(torch.OutOfMemoryError("out of memory")), "packed": ok}, 2, torch.device("cpu"),
+                    on_oom=False)
 
 
 def test_prompts_have_exactly_p_tokens_mostly_video():

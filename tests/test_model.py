@@ -1,15 +1,17 @@
-"""model.py as worked examples: positions by hand, packing, and the packed log-probs against Hugging Face's own
-forward of each [prompt, completion] alone. The rollout sampler and FSDP2 are in test_rollout.py."""
+"""model.py as worked examples: positions by hand, packing, the vision tower's varlen attention against its SDPA
+path, and the packed log-probs against Hugging Face's own forward of each [prompt, completion] alone. The attention
+functions alone are in test_attention.py, the rollout sampler and FSDP2 in test_rollout.py."""
 
 import copy
 import socket
 
 import pytest
 import torch
-import torch.nn.functional as F
 
+import attention
 import data
 import model as vlm
+from test_attention import sdpa_varlen
 
 FAMS = ["qwen2_5_vl", "qwen3_vl"]
 
@@ -89,9 +91,10 @@ def test_tiny_config_is_the_real_class_with_the_tokenizers_ids(toy_tok, family):
     head_dim = getattr(cfg.text_config, "head_dim", None) or cfg.text_config.hidden_size // 4
     assert sum(cfg.text_config.rope_parameters["mrope_section"]) == head_dim // 2
     assert all(i < cfg.vision_config.depth for i in getattr(cfg.vision_config, "deepstack_visual_indexes", []))
-    # our attention on the language model only; the vision tower keeps SDPA
-    assert model.model.language_model.config._attn_implementation == vlm.ATTENTION
-    assert model.model.visual.config._attn_implementation == "sdpa"
+    # our attention functions on the language model and on the vision tower; the top config keeps SDPA
+    assert model.model.language_model.config._attn_implementation == attention.ATTENTION
+    assert model.model.visual.config._attn_implementation == attention.VISION_ATTENTION
+    assert model.config._attn_implementation == "sdpa"
 
 
 @pytest.mark.parametrize("family", FAMS)
@@ -100,7 +103,7 @@ def test_save_and_load_round_trip(toy_tok, family, tmp_path):
     model.save_pretrained(tmp_path)
     again = vlm.load_model(str(tmp_path))
     assert type(again) is type(model)
-    assert again.model.language_model.config._attn_implementation == vlm.ATTENTION
+    assert again.model.language_model.config._attn_implementation == attention.ATTENTION
     for (n, a), (m, b) in zip(model.state_dict().items(), again.state_dict().items()):
         assert n == m and torch.equal(a, b), n
     packed = vlm.pack(random_groups(toy_tok, family), model.config)
@@ -224,84 +227,56 @@ def test_pack_layout(toy_tok):
     assert p.mask.tolist() == [[True, True, True], [True, True, False]]
 
 
-def test_block_mask_by_hand():
-    """Prompt of 2, completions of 2 and 1: each completion sees the prompt and itself causally, never a sibling."""
-    segments = torch.tensor([[0, 2, 0, 0], [2, 2, 0, 2], [4, 1, 0, 2]])
-    assert vlm.block_mask(segments, 5).int().tolist() == [
-        [1, 0, 0, 0, 0],
-        [1, 1, 0, 0, 0],
-        [1, 1, 1, 0, 0],
-        [1, 1, 1, 1, 0],
-        [1, 1, 0, 0, 1],
-    ]
-    key_index, cu_q, cu_k, max_q, max_k = vlm.key_layout(segments)
-    assert key_index.tolist() == [0, 1, 0, 1, 2, 3, 0, 1, 4]  # [prompt], [prompt, c1], [prompt, c2]
-    assert cu_q.tolist() == [0, 2, 4, 5] and cu_k.tolist() == [0, 2, 6, 9] and (max_q, max_k) == (2, 4)
+# ---------------------------------------------------------------------------------------------------- vision tower
+
+def two_videos(family):
+    """Pixels and grids of two videos, (t, h, w) = (2, 12, 8) and (4, 4, 4) patches. Qwen2.5-VL's tiny tower
+    attends in windows of 4 x 4 merged tokens (window_size 112 px / patch 14 / merge 2): the first video's 6 x 4
+    merged tokens per frame pair make a 4 x 4 and a 2 x 4 window, so its windowed block sees 2 x 2 + 2 x 1 = 6
+    windows of 64, 32 and 16 patches; its full-attention block, and Qwen3-VL's every block, one segment per frame
+    pair (2 + 2 = 4)."""
+    grid = torch.tensor([[2, 12, 8], [4, 4, 4]])
+    patch = data.FAMILIES[family]["patch_size"]
+    g = torch.Generator().manual_seed(3)
+    return torch.randn(int(grid.prod(1).sum()), 3 * 2 * patch * patch, generator=g), grid
 
 
-def sdpa_varlen(q, k, v, cu_q, cu_k, max_q, max_k, scale):
-    """flash_attn_varlen_func's contract (causal, bottom-right, native GQA) written with SDPA, per segment, on CPU."""
-    out = []
-    for i in range(len(cu_q) - 1):
-        qi, ki, vi = (x[a:b].transpose(0, 1) for x, a, b in ((q, cu_q[i], cu_q[i + 1]), (k, cu_k[i], cu_k[i + 1]),
-                                                            (v, cu_k[i], cu_k[i + 1])))
-        nq, nk = qi.shape[1], ki.shape[1]
-        ki, vi = (x.repeat_interleave(qi.shape[0] // x.shape[0], 0) for x in (ki, vi))
-        allowed = torch.ones(nq, nk, dtype=torch.bool).tril(nk - nq)  # query j sees keys 0 .. nk - nq + j
-        out.append(F.scaled_dot_product_attention(qi, ki, vi, attn_mask=allowed, scale=scale).transpose(0, 1))
-    return torch.cat(out)
+def vision_outputs(tower, pixels, grid):
+    """The tower's merged features and Qwen3-VL's deepstack features, concatenated: [n_tokens, D_out] rows."""
+    out = tower(pixels, grid_thw=grid)
+    return torch.cat([out.pooler_output, *(getattr(out, "deepstack_features", None) or [])])
 
 
-def varlen_stub(params):
-    """A torch varlen_attn with the keyword arguments of one torch release, honouring only what that release can:
-    no enable_gqa -> equal head counts required; no scale -> the default 1/sqrt(D)."""
-    def varlen_attn(q, k, v, cu_q, cu_k, max_q, max_k, **kw):
-        assert set(kw) <= params and (kw.get("window_size") == (-1, 0) or kw.get("is_causal") is True)
-        assert kw.get("enable_gqa") or k.shape[1] == q.shape[1]
-        return sdpa_varlen(q, k, v, cu_q, cu_k, max_q, max_k, kw.get("scale", q.shape[-1] ** -0.5))
-    return varlen_attn
+@pytest.mark.parametrize("family", FAMS)
+def test_vision_varlen_equals_the_towers_sdpa_path_once_per_block(toy_tok, family, monkeypatch):
+    """The vision tower with our attention, the varlen formulation forced on CPU (kernel: sdpa_varlen, non-causal),
+    against the same weights with transformers' SDPA (one call per window): equal features and equal gradients of
+    every vision weight, with one kernel call per block, not one per window. Off CUDA our attention is the SDPA
+    loop itself: bit for bit the same features."""
+    model = tiny(family, toy_tok)
+    assert model.model.visual.config._attn_implementation == attention.VISION_ATTENTION
+    oracle = copy.deepcopy(model)
+    oracle.set_attn_implementation({"vision_config": "sdpa"})
+    pixels, grid = two_videos(family)
+    ref = vision_outputs(oracle.model.visual, pixels, grid)
+    assert torch.equal(vision_outputs(model.model.visual, pixels, grid), ref)  # the fallback: the same SDPA calls
 
-
-@pytest.mark.parametrize("params", [{"window_size", "scale", "enable_gqa"}, {"is_causal", "scale"}, {"is_causal"}])
-def test_varlen_kernel_adapts_to_each_torch_signature(params, monkeypatch):
-    """Without flash-attn, torch's varlen_attn is called with what the installed release accepts (GQA repeated and
-    the scale folded into q where it must be), and gives the same attention in all three."""
-    segments = torch.tensor([[0, 4, 0, 0], [4, 3, 0, 4], [7, 2, 0, 4]])
-    g = torch.Generator().manual_seed(1)
-    q, k, v = (torch.randn(9, h, 8, generator=g) for h in (4, 2, 2))
-    key_index, cu_q, cu_k, max_q, max_k = vlm.key_layout(segments)
-    expected = sdpa_varlen(q, k[key_index], v[key_index], cu_q, cu_k, max_q, max_k, 0.3)
-    monkeypatch.setattr(vlm, "flash_attn_varlen_func", None)
-    monkeypatch.setattr(vlm, "varlen_attn", varlen_stub(params))
-    monkeypatch.setattr(vlm, "VARLEN_PARAMS", params)
-    out = vlm._varlen_kernel(q, k[key_index], v[key_index], cu_q, cu_k, max_q, max_k, 0.3)
-    torch.testing.assert_close(out, expected, atol=1e-6, rtol=1e-6)
-
-
-def test_attention_gathered_keys_equal_the_block_mask_and_feed_the_prompt_gradients():
-    """The CUDA formulation (keys gathered as [prompt, own], varlen kernel) against the CPU mask path, same layer
-    inputs: equal outputs, equal gradients; the prompt's keys get gradient from every completion."""
-    segments = torch.tensor([[0, 4, 0, 0], [4, 3, 0, 4], [7, 2, 0, 4], [9, 3, 9, 0], [12, 2, 9, 3]])
-    g = torch.Generator().manual_seed(0)
-    q, k, v = (torch.randn(1, h, 14, 8, generator=g, requires_grad=True) for h in (4, 2, 2))
-    module = torch.nn.Module()
-    module.num_key_value_groups, module.is_causal, module.training = 2, True, False
-    mask = vlm.block_mask(segments, 14)[None, None]
-    ref, _ = vlm.shared_prefix_attention(module, q, k, v, mask, scaling=0.3)
-    kernel = vlm._varlen_kernel
-    vlm._varlen_kernel = sdpa_varlen
-    try:
-        out, _ = vlm.shared_prefix_attention(module, q, k, v, None, scaling=0.3, vrl_keys=vlm.key_layout(segments))
-    finally:
-        vlm._varlen_kernel = kernel
-    torch.testing.assert_close(out, ref, atol=1e-6, rtol=1e-6)
-    w = torch.randn(out.shape, generator=g)
-    # the second completion's output alone: its gradient reaches the prompt's keys and its own, not its sibling's
-    (gk,) = torch.autograd.grad((out[:, 7:9] * w[:, 7:9]).sum(), k, retain_graph=True)
-    assert gk[0, :, :4].abs().sum() > 0 and gk[0, :, 7:9].abs().sum() > 0 and gk[0, :, 4:7].abs().sum() == 0
-    (gq, gk, gv), (rq, rk, rv) = (torch.autograd.grad((o * w).sum(), (q, k, v)) for o in (out, ref))
-    for a, b in ((gq, rq), (gk, rk), (gv, rv)):
-        torch.testing.assert_close(a, b, atol=1e-6, rtol=1e-6)
+    calls = []
+    monkeypatch.setattr(attention, "use_varlen", lambda x: True)
+    monkeypatch.setattr(attention, "varlen_kernel", lambda *a, causal: calls.append(a[3].tolist()) or
+                        sdpa_varlen(*a, causal=causal))
+    ours = vision_outputs(model.model.visual, pixels, grid)
+    torch.testing.assert_close(ours, ref, atol=1e-5, rtol=1e-5)
+    per_frame_pair = [0, 96, 192, 208, 224, 240, 256]  # 96 patches per frame pair, then 16
+    windows = [0, 64, 96, 160, 192, 208, 224, 240, 256]  # (64, 32) twice, then 16 four times
+    assert calls == ([windows, per_frame_pair] if family == "qwen2_5_vl" else [per_frame_pair] * 2)
+    w = torch.randn(ref.shape, generator=torch.Generator().manual_seed(4))
+    (ours * w).sum().backward()
+    (ref * w).sum().backward()
+    g_ours, g_ref = grads(model.model.visual), grads(oracle.model.visual)
+    assert g_ours.keys() == g_ref.keys() and len(g_ours) == len(list(model.model.visual.parameters()))
+    for name in g_ref:
+        torch.testing.assert_close(g_ours[name], g_ref[name], atol=1e-5, rtol=1e-4, msg=name)
 
 
 # ------------------------------------------------------------------------------------------- packed log-probs oracle
@@ -313,8 +288,8 @@ def test_packed_logprobs_equal_the_plain_forward_of_each_completion(toy_tok, fam
     forward of each [prompt, c] alone (float32, 1e-5). path "varlen" runs the CUDA formulation on CPU (gathered
     keys, cu_seqlens, the kernel replaced by sdpa_varlen)."""
     if path == "varlen":
-        monkeypatch.setattr(vlm, "_use_varlen", lambda x: True)
-        monkeypatch.setattr(vlm, "_varlen_kernel", sdpa_varlen)
+        monkeypatch.setattr(attention, "use_varlen", lambda x: True)
+        monkeypatch.setattr(attention, "varlen_kernel", sdpa_varlen)
     model = tiny(family, toy_tok)
     oracle = sdpa_copy(model)
     groups = random_groups(toy_tok, family)
