@@ -53,6 +53,7 @@ import data
 import distributed
 import model as vlm
 import rewards
+import video
 
 RECALL_THRESHOLDS = (0.3, 0.5, 0.7)  # Charades-STA's R@m
 GQA_THRESHOLDS = (0.3, 0.5)  # NExT-GQA's IoP@m and IoU@m
@@ -205,7 +206,7 @@ def parse_args(argv=None):
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     p.add_argument("--max-new-tokens", "--max_new_tokens", type=int, default=512)
     p.add_argument("--seed", type=int, default=0, help="used when --temperature > 0")
-    data.add_video_flags(p)
+    video.add_video_flags(p)
     data.add_limit_flags(p)
     p.add_argument("--dtype", default=None, help="bfloat16 on GPU, float32 on CPU unless given")
     p.add_argument("--dist-timeout-minutes", "--dist_timeout_minutes", type=float, default=distributed.TIMEOUT_MINUTES,
@@ -250,7 +251,7 @@ def main(argv=None):
     if read.problems and rank == 0:
         data.write_problems(out.with_suffix(".bad.txt"), read.problems)
     policy, tokenizer = vlm.load_policy(args.model, device, getattr(torch, args.dtype))
-    video_cfg = data.video_config(args)
+    video_cfg = video.video_config(args)
     records, failed = answer(policy, tokenizer, read.rows[rank::world], policy.config.model_type, video_cfg,
                              args.batch_size, args.temperature, args.max_new_tokens, args.seed + rank * 1_000_003,
                              rank == 0)

@@ -60,6 +60,7 @@ import data
 import distributed
 import model as vlm
 import rewards
+import video
 
 # The columns of a sample's reward table [K, 5]: the four parts of rewards.Reward, then whether the option letter
 # was right (mcq, gqa; 0 for tvg). For gqa, accuracy = (right + IoU) / 2, so `right` is kept as its own column.
@@ -328,7 +329,7 @@ def parse_args(argv=None):
                    help="tvg/gqa keep: IoU std over K above this")
     p.add_argument("--top-n", "--top_n", type=int, default=None,
                    help="then keep only the N kept with the largest reward std")
-    data.add_video_flags(p)
+    video.add_video_flags(p)
     data.add_limit_flags(p)
     p.add_argument("--dtype", default=None, help="bfloat16 on GPU, float32 on CPU unless given")
     p.add_argument("--dist-timeout-minutes", "--dist_timeout_minutes", type=float, default=distributed.TIMEOUT_MINUTES,
@@ -338,7 +339,7 @@ def parse_args(argv=None):
 
 def sampling_settings(args):
     """Everything a sample's rewards depend on: the resume log must have been written with the same."""
-    keys = ("k", "temperature", "max_new_tokens", "batch_size", "seed", *data.VIDEO_FLAGS, "dtype")
+    keys = ("k", "temperature", "max_new_tokens", "batch_size", "seed", *video.VIDEO_FLAGS, "dtype")
     return {"model": os.path.abspath(args.model), "data": os.path.abspath(args.data),
             **{k: getattr(args, k) for k in keys}}
 
@@ -361,7 +362,7 @@ def main(argv=None):
     done = open_partial(paths["partial"], settings, model, keys, rank, world)
     policy, tokenizer = vlm.load_policy(args.model, device, getattr(torch, args.dtype))
     family = policy.config.model_type
-    video_cfg = data.video_config(args)
+    video_cfg = video.video_config(args)
 
     # fixed batches in file order, dealt round-robin to ranks; a batch with any sample missing is re-sampled whole
     chunks = [rows[i:i + args.batch_size] for i in range(0, len(rows), args.batch_size)]

@@ -53,6 +53,7 @@ import model as vlm
 import rewards
 import run_folder
 import toy
+import video
 
 
 def arg(default, help):
@@ -61,7 +62,7 @@ def arg(default, help):
 
 
 # video defaults and help shared with eval.py and select_data.py (inside Config, `data` is a field)
-VIDEO, VIDEO_HELP, MAX_TEXT_CHARS = data.VideoConfig(), data.VIDEO_FLAGS, data.MAX_TEXT_CHARS
+VIDEO, VIDEO_HELP, MAX_TEXT_CHARS = data.VideoConfig(), video.VIDEO_FLAGS, data.MAX_TEXT_CHARS
 
 
 @dataclass
@@ -364,7 +365,7 @@ def run(cfg, rank, world, device):
     if resume:
         checkpoint.load_state(resume, policy, optimizer, scheduler, rank)
 
-    video_cfg, family = data.video_config(cfg), policy.config.model_type
+    video_cfg, family = video.video_config(cfg), policy.config.model_type
     if master:
         print(f"{cfg.mode}: {len(rows)} rows, world {world}, {cfg.batch_size} prompts/rank x G={cfg.group_size}"
               f" = {cfg.batch_size * world * (cfg.group_size if cfg.mode == 'grpo' else 1)} sequences/step,"
@@ -444,7 +445,7 @@ def evaluate_checkpoint(path, test_file, cfg):
     metrics = {}
     if dist.get_rank() == 0:
         policy, tokenizer = vlm.load_policy(path, torch.device("cpu"), torch.float32)
-        video_cfg = data.video_config(dataclasses.replace(cfg, **TOY_GRPO))
+        video_cfg = video.video_config(dataclasses.replace(cfg, **TOY_GRPO))
         metrics = evaluation.flatten(evaluation.evaluate(policy, tokenizer, data.load_jsonl(test_file),
                                                          policy.config.model_type, video_cfg,
                                                          max_new_tokens=TOY_GRPO["max_new_tokens"]))

@@ -16,6 +16,7 @@ from transformers.video_utils import VideoMetadata
 
 import data
 import toy
+import video
 from data import DataError, VideoConfig
 
 
@@ -172,31 +173,31 @@ def test_a_missing_jsonl_is_one_data_error_naming_it(tmp_path):
     ],
 )
 def test_frame_indices_sample_target_fps_clamped_even(n_frames, fps, cfg, expected):
-    assert data.frame_indices(n_frames, fps, VideoConfig(**cfg)) == expected
+    assert video.frame_indices(n_frames, fps, VideoConfig(**cfg)) == expected
 
 
 def test_read_video_keeps_timestamps_of_sampled_frames(toy_dir):
     row = toy_rows(toy_dir)[0]
-    frames, times, _ = data.read_video(row["video"], VideoConfig(), row["id"])
+    frames, times, _ = video.read_video(row["video"], VideoConfig(), row["id"])
     n, T = int(4 * row["duration"]), int(2 * row["duration"])  # 4 fps clip, sampled at 2 fps
     assert frames.dtype == np.uint8 and frames.shape == (T, 64, 64, 3)
     assert times == [round(k * (n - 1) / (T - 1)) / 4 for k in range(T)]  # the sampled frames' times
 
 
-@pytest.mark.skipif(data.decord is None, reason="decord not installed")
+@pytest.mark.skipif(video.decord is None, reason="decord not installed")
 def test_decord_and_pyav_decode_the_same_frames(toy_dir):
     for i in range(3):
         path = str(toy_dir / f"videos/toy_{i:05d}.mp4")
-        a, ta, _ = data.read_video(path, VideoConfig(decoder="decord"))
-        b, tb, _ = data.read_video(path, VideoConfig(decoder="pyav"))
+        a, ta, _ = video.read_video(path, VideoConfig(decoder="decord"))
+        b, tb, _ = video.read_video(path, VideoConfig(decoder="pyav"))
         assert ta == tb and np.array_equal(a, b)
 
 
 def test_pyav_is_used_when_decord_is_missing(toy_dir, monkeypatch):
     path = str(toy_dir / "videos/toy_00000.mp4")
-    expected, _, _ = data.read_video(path, VideoConfig(decoder="pyav"))
-    monkeypatch.setattr(data, "decord", None)
-    frames, _, _ = data.read_video(path, VideoConfig(decoder="auto"))
+    expected, _, _ = video.read_video(path, VideoConfig(decoder="pyav"))
+    monkeypatch.setattr(video, "decord", None)
+    frames, _, _ = video.read_video(path, VideoConfig(decoder="auto"))
     assert np.array_equal(frames, expected)
 
 
@@ -245,7 +246,7 @@ BROKEN = {  # kind of broken file -> what the error says
 def test_broken_video_is_a_data_error_naming_file_and_sample(kind, decoder, broken):
     path = str(broken / f"{kind}.mp4")
     with pytest.raises(DataError) as e:
-        data.read_video(path, VideoConfig(decoder=decoder), sample_id="clip-7")
+        video.read_video(path, VideoConfig(decoder=decoder), sample_id="clip-7")
     assert str(e.value).startswith(f"{path} (sample clip-7): {BROKEN[kind]}")
     if kind == "truncated_after_index" and decoder == "pyav":
         assert "truncated: decoded 10 of the 16 frames needed" in str(e.value)
@@ -253,10 +254,10 @@ def test_broken_video_is_a_data_error_naming_file_and_sample(kind, decoder, brok
 
 def test_broken_file_never_reaches_decord(broken, monkeypatch):
     calls = []
-    monkeypatch.setattr(data, "decord", types.SimpleNamespace(VideoReader=lambda *a, **k: calls.append(a)))
+    monkeypatch.setattr(video, "decord", types.SimpleNamespace(VideoReader=lambda *a, **k: calls.append(a)))
     for kind in ["empty", "garbage", "truncated", "audio_only"]:
         with pytest.raises(DataError):
-            data.read_video(str(broken / f"{kind}.mp4"), VideoConfig(decoder="decord"), "x")
+            video.read_video(str(broken / f"{kind}.mp4"), VideoConfig(decoder="decord"), "x")
     assert calls == []  # PyAV's probe refused them first: decord can segfault on garbage
 
 
@@ -269,9 +270,9 @@ SHAPES = [(1, 1), (20, 30), (50, 77), (77, 50), (13, 2000), (480, 854), (1080, 1
 @pytest.mark.parametrize("h, w", SHAPES)
 def test_smart_resize_equals_transformers(h, w, factor):
     for lo, hi in [(56 * 56, 256 * 28 * 28), (4 * 28 * 28, 16384 * 28 * 28), (128 * 28 * 28, 768 * 28 * 28)]:
-        assert data.smart_resize(h, w, factor, lo, hi) == hf_smart_resize(h, w, factor, lo, hi)
+        assert video.smart_resize(h, w, factor, lo, hi) == hf_smart_resize(h, w, factor, lo, hi)
     with pytest.raises(ValueError):
-        data.smart_resize(10, 2001, factor, 56 * 56, 256 * 28 * 28)
+        video.smart_resize(10, 2001, factor, 56 * 56, 256 * 28 * 28)
 
 
 def oracle(family, min_pixels, max_pixels):
@@ -290,10 +291,10 @@ def test_patchify_equals_qwen2vl_image_processor_on_frame_pairs(family, squares)
     f = data.FAMILIES[family]["patch_size"] * data.FAMILIES[family]["merge_size"]
     h, w = squares[0] * f, squares[1] * f
     frames = np.random.default_rng(0).integers(0, 256, (3, h, w, 3), dtype=np.uint8).repeat(2, axis=0)  # pairs
-    pixel_values, grid = data.patchify(frames, family, VideoConfig())
+    pixel_values, grid = video.patchify(frames, family, VideoConfig())
     n = int(grid[1] * grid[2])  # patches per temporal block
     assert grid.tolist() == [3, h // (f // 2), w // (f // 2)]
-    ref_proc = oracle(family, *data.frame_pixels(6, family, VideoConfig()))
+    ref_proc = oracle(family, *video.frame_pixels(6, family, VideoConfig()))
     for b in range(3):  # an image is a 1-block video of the frame repeated: the processor's own convention
         ref = ref_proc(images=Image.fromarray(frames[2 * b]), return_tensors="np")
         assert ref["image_grid_thw"][0, 1:].tolist() == grid[1:].tolist()
@@ -309,8 +310,8 @@ def test_patchify_resizes_like_the_image_processor_within_a_level_of_pil(family,
     cfg = VideoConfig(video_tokens=256)  # 2 frames: at most 256 squares each
     yy, xx = np.mgrid[:h, :w]
     frame = np.stack([128 + 100 * np.sin(xx / 7 + c) * np.cos(yy / 11) for c in range(3)], -1).astype(np.uint8)
-    pixel_values, grid = data.patchify(np.stack([frame, frame]), family, cfg)
-    ref = oracle(family, *data.frame_pixels(2, family, cfg))(images=Image.fromarray(frame), return_tensors="np")
+    pixel_values, grid = video.patchify(np.stack([frame, frame]), family, cfg)
+    ref = oracle(family, *video.frame_pixels(2, family, cfg))(images=Image.fromarray(frame), return_tensors="np")
     assert grid.tolist() == ref["image_grid_thw"][0].tolist()
     level = 1 / 255 / min(data.FAMILIES[family]["std"])  # one uint8 level after normalising
     np.testing.assert_allclose(pixel_values.numpy(), ref["pixel_values"], atol=level + 1e-5)
@@ -321,18 +322,18 @@ def test_patchify_puts_the_two_frames_of_a_block_on_the_temporal_axis(family):
     fam = data.FAMILIES[family]
     P, f = fam["patch_size"], fam["patch_size"] * fam["merge_size"]
     f0, f1 = np.random.default_rng(1).integers(0, 256, (2, 2 * f, 3 * f, 3), dtype=np.uint8)  # no resize
-    pixel_values, _ = data.patchify(np.stack([f0, f1]), family, VideoConfig())
+    pixel_values, _ = video.patchify(np.stack([f0, f1]), family, VideoConfig())
     ours = pixel_values.reshape(-1, 3, 2, P, P).numpy()  # [N, C, t, P, P]
     for t, frame in enumerate([f0, f1]):
-        ref_proc = oracle(family, *data.frame_pixels(2, family, VideoConfig()))
+        ref_proc = oracle(family, *video.frame_pixels(2, family, VideoConfig()))
         ref = ref_proc(images=Image.fromarray(frame), return_tensors="np")["pixel_values"]
         np.testing.assert_allclose(ours[:, :, t], ref.reshape(-1, 3, 2, P, P)[:, :, 0], atol=1e-5)
 
 
 def test_patchify_pads_an_odd_frame_count_with_the_last_frame():
     frames = np.random.default_rng(2).integers(0, 256, (3, 56, 56, 3), dtype=np.uint8)
-    odd, grid = data.patchify(frames, "qwen2_5_vl")
-    even, _ = data.patchify(np.concatenate([frames, frames[-1:]]), "qwen2_5_vl")
+    odd, grid = video.patchify(frames, "qwen2_5_vl")
+    even, _ = video.patchify(np.concatenate([frames, frames[-1:]]), "qwen2_5_vl")
     assert grid.tolist() == [2, 4, 4] and torch.equal(odd, even)
 
 

@@ -14,6 +14,7 @@ import data
 import model as vlm
 import rewards
 import select_data as sd
+import video
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -263,7 +264,8 @@ def test_selection_and_eval_see_the_videos_as_training_does():
 
     sel = sd.parse_args(["--model", "m", "--data", "d.jsonl", "--out", "o.jsonl"])
     test = ev.parse_args(["--model", "m", "--data", "d.jsonl"])
-    assert data.video_config(sel) == data.video_config(test) == data.video_config(train.Config()) == data.VideoConfig()
+    configs = [video.video_config(args) for args in (sel, test, train.Config())]
+    assert configs == [video.VideoConfig()] * 3
 
 
 def test_resume_log_tries_failed_videos_again(tmp_path):

@@ -5,6 +5,7 @@ from transformers import PreTrainedTokenizerFast
 
 import data
 import toy
+import video
 from data import VideoConfig
 
 
@@ -29,7 +30,7 @@ def test_make_toy_is_deterministic_from_the_seed(tmp_path, toy_dir):
     ours = {r["id"]: r for r in toy_rows(toy_dir)}
     for r in data.load_jsonl(a):  # clip i depends on (seed, i) only, not on n
         assert {**r, "video": ""} == {**ours[r["id"]], "video": ""}
-        frames = [data.read_video(path, VideoConfig())[0] for path in (r["video"], ours[r["id"]]["video"])]
+        frames = [video.read_video(path, VideoConfig())[0] for path in (r["video"], ours[r["id"]]["video"])]
         assert np.array_equal(*frames)
 
 
@@ -40,7 +41,7 @@ def colour_masks(frames, colour):
 
 def test_toy_ground_truth_is_what_the_frames_show(toy_dir):
     for row in toy_rows(toy_dir):
-        frames, times, _ = data.read_video(row["video"], VideoConfig(), row["id"])
+        frames, times, _ = video.read_video(row["video"], VideoConfig(), row["id"])
         if row["task"] == "tvg":
             colour = row["question"].split()[3]  # "When is the {colour} {kind} visible?"
         else:

@@ -175,7 +175,7 @@ def test_non_finite_loss_skips_the_update(toy, warm, tmp_path):
 
 def test_every_entry_point_takes_dashes_and_underscores_alike():
     """One flag convention (dashes) for train, select_data and eval; the underscore spelling is accepted too."""
-    import data
+    import video
     import eval as ev
     import select_data as sd
     import train
@@ -189,7 +189,7 @@ def test_every_entry_point_takes_dashes_and_underscores_alike():
                    ["--max_text_chars", "5", "--max_prompt_tokens", "9"]):
         for parsed in (train.parse_config(limits), ev.parse_args(["--model", "m", "--data", "d", *limits]),
                        sd.parse_args(["--model", "m", "--data", "d", "--out", "o", *limits])):
-            assert (parsed.max_text_chars, data.video_config(parsed).max_prompt_tokens) == (5, 9)
+            assert (parsed.max_text_chars, video.video_config(parsed).max_prompt_tokens) == (5, 9)
 
 
 def test_corrupt_videos_are_skipped_past_the_spares_and_only_all_failing_stops(toy_dir, toy_tok, tmp_path):

@@ -18,6 +18,7 @@ import eval as ev
 import select_data as sd
 import toy
 import train
+import video
 from data import VideoConfig
 
 RELEASE = VideoConfig()  # the defaults: 2 fps, 4 to 768 frames, total_pixels 2048 * 28^2, min_pixels 3,136
@@ -28,18 +29,18 @@ def sample(duration, video_fps, height, width, family="qwen2_5_vl", cfg=RELEASE)
     """What the rule makes of a clip, without decoding one: (frame indices, resized (h, w), video tokens,
     second_per_grid)."""
     n = round(duration * video_fps)
-    idx = data.frame_indices(n, video_fps, cfg)
+    idx = video.frame_indices(n, video_fps, cfg)
     fam = data.FAMILIES[family]
     f = fam["patch_size"] * fam["merge_size"]
-    h, w = data.smart_resize(height, width, f, *data.frame_pixels(len(idx), family, cfg))
-    return idx, (h, w), len(idx) // 2 * (h // f) * (w // f), 2 / data.sampled_fps(len(idx), n, video_fps)
+    h, w = video.smart_resize(height, width, f, *video.frame_pixels(len(idx), family, cfg))
+    return idx, (h, w), len(idx) // 2 * (h // f) * (w // f), 2 / video.sampled_fps(len(idx), n, video_fps)
 
 
 def test_the_defaults_are_the_release_budget():
     """Temporal-R1's release calls the helper at 2 fps (its FPS), 4 to 768 frames (FPS_MIN_FRAMES,
     FPS_MAX_FRAMES), total_pixels = 2048 * 28 * 28 and min_pixels = 3136: in 28 x 28 squares, 2048 and 4."""
     assert (RELEASE.fps, RELEASE.min_frames, RELEASE.max_frames) == (2.0, 4, 768)
-    assert data.frame_pixels(2, "qwen2_5_vl", RELEASE)[0] == 3136
+    assert video.frame_pixels(2, "qwen2_5_vl", RELEASE)[0] == 3136
     assert RELEASE.video_tokens * 28 * 28 == 2048 * 28 * 28
 
 
@@ -51,7 +52,7 @@ def test_a_30_s_clip_at_the_release_budget():
     sample_fps = 58 / 899 * 29.97; the processor's second_per_grid = 2 / sample_fps."""
     idx, size, tokens, second_per_grid = sample(30, 29.97, 480, 640)
     assert len(idx) == 58 and idx[0] == 0 and idx[-1] == 898
-    assert data.frame_pixels(58, "qwen2_5_vl", RELEASE) == (3136, 2048 * 784 / 58 * 2)
+    assert video.frame_pixels(58, "qwen2_5_vl", RELEASE) == (3136, 2048 * 784 / 58 * 2)
     assert size == (196, 252) and tokens == 29 * 63 == 1827
     assert second_per_grid == pytest.approx(1.0344, abs=1e-4)  # blocks about 1 s apart
 
@@ -73,8 +74,8 @@ def test_qwen3_vl_counts_in_32_by_32_squares():
     """fetch_video: image_factor = image_patch_size * 2 = 32 for Qwen3-VL (patch 16), and its limits
     VIDEO_MIN_TOKEN_NUM, VIDEO_MAX_TOKEN_NUM and total_pixels' default are counts of image_factor^2 squares.
     The same budget in squares gives Qwen3-VL the same tokens as Qwen2.5-VL: 224 x 288 = 7 x 9 squares of 32^2."""
-    assert data.frame_pixels(58, "qwen3_vl", RELEASE) == (4 * 1024, 2048 * 1024 / 58 * 2)
-    assert data.frame_pixels(58, "qwen3_vl", HELPER) == (128 * 1024, 768 * 1024)
+    assert video.frame_pixels(58, "qwen3_vl", RELEASE) == (4 * 1024, 2048 * 1024 / 58 * 2)
+    assert video.frame_pixels(58, "qwen3_vl", HELPER) == (128 * 1024, 768 * 1024)
     idx, size, tokens, _ = sample(30, 29.97, 480, 640, "qwen3_vl")
     assert len(idx) == 58 and size == (224, 288) and tokens == 1827
 
@@ -101,11 +102,11 @@ def test_resize_is_bicubic_with_antialiasing_clamped_and_rounded():
     edge[:, :, 4:] = 255  # a hard black/white edge: bicubic overshoots on both sides of it
     raw = torch.nn.functional.interpolate(torch.from_numpy(edge).permute(0, 3, 1, 2).float(), size=(28, 28),
                                           mode="bicubic", align_corners=False, antialias=True)
-    ours = data.resize(edge, 28, 28)
+    ours = video.resize(edge, 28, 28)
     assert raw.min() < 0 and raw.max() > 255  # what the clamp is for
     assert torch.equal(ours, raw.clamp(0, 255).round()) and ours.shape == (1, 3, 28, 28)
     frames = np.random.default_rng(0).integers(0, 256, (3, 28, 56, 3), dtype=np.uint8)
-    assert torch.equal(data.resize(frames, 28, 56), torch.from_numpy(frames).permute(0, 3, 1, 2).float())
+    assert torch.equal(video.resize(frames, 28, 56), torch.from_numpy(frames).permute(0, 3, 1, 2).float())
 
 
 def test_prepare_sample_follows_the_rule_end_to_end(tmp_path, toy_tok):
@@ -128,7 +129,7 @@ def test_every_entry_point_takes_the_same_video_flags():
     sel = sd.parse_args(["--model", "m", "--data", "d.jsonl", "--out", "o.jsonl", *flags])
     test = ev.parse_args(["--model", "m", "--data", "d.jsonl", *flags])
     trained = train.parse_config(["--video_tokens", "115200", "--frame_min_tokens", "128"])  # train.py's style
-    assert data.video_config(sel) == data.video_config(test) == data.video_config(trained) == HELPER
+    assert video.video_config(sel) == video.video_config(test) == video.video_config(trained) == HELPER
 
 
 GRID = json.loads((Path(__file__).parent / "qwen_vl_utils_0.0.14_grid.json").read_text())
@@ -148,10 +149,10 @@ def test_a_grid_of_videos_equals_qwen_vl_utils(family, setting):
     checked = 0
     for duration, video_fps, n, T, first, last, sha, second_per_grid in GRID["videos"]:
         assert n == round(duration * video_fps)
-        idx = data.frame_indices(n, video_fps, cfg)
+        idx = video.frame_indices(n, video_fps, cfg)
         assert (len(idx), idx[0], idx[-1]) == (T, first, last), (duration, video_fps)
         assert hashlib.sha256(json.dumps(idx).encode()).hexdigest()[:16] == sha, (duration, video_fps)
-        assert 2 / data.sampled_fps(T, n, video_fps) == second_per_grid, (duration, video_fps)
+        assert 2 / video.sampled_fps(T, n, video_fps) == second_per_grid, (duration, video_fps)
         for height, width in GRID["grid"]["size_hw"]:
             _, size, tokens, _ = sample(duration, video_fps, height, width, family, cfg)
             assert [*size, tokens] == sizes[family, setting, T, height, width], (duration, video_fps, height, width)
