@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import torch
 
 from rewards import ANSWER_FORMATS, TASKS, gt_spans
-from video import FAMILIES, DataError, VideoConfig, patchify, probe_video, read_video, video_error
+from video import FAMILIES, DataError, VideoConfig, add_video_flags, patchify, probe_video, read_video, video_error
 
 SYSTEM = "You are a helpful assistant."
 ASKED = {  # what each task's answer holds; the example after "as" is rewards.ANSWER_FORMATS filled in
@@ -148,8 +148,10 @@ def failed_rows(problems: list[Problem]) -> list[dict]:
     return [{**r, "reason": "; ".join(r["reason"])} for r in rows.values()]
 
 
-def add_limit_flags(parser):
-    """--max-text-chars and --max-prompt-tokens for the command-line tools (train.py has them as Config fields)."""
+def add_input_flags(parser):
+    """The video flags (video.add_video_flags), --max-text-chars and --max-prompt-tokens, for select_data.py and
+    eval.py (train.py has them as Config fields, with the same defaults)."""
+    add_video_flags(parser)
     parser.add_argument("--max-text-chars", "--max_text_chars", type=int, default=MAX_TEXT_CHARS,
                         help="a row with a longer text field is refused at load")
     parser.add_argument("--max-prompt-tokens", "--max_prompt_tokens", type=int,

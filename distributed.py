@@ -108,3 +108,9 @@ def reshard(module):
     backward, which a frozen reference never runs); a module that is not sharded is left as it is."""
     if isinstance(module, FSDPModule):
         module.reshard()
+
+
+def add_timeout_flag(parser):
+    """--dist-timeout-minutes for select_data.py and eval.py (train.py has it as a Config field)."""
+    parser.add_argument("--dist-timeout-minutes", "--dist_timeout_minutes", type=float, default=TIMEOUT_MINUTES,
+                        help="minutes a rank waits at a collective for the others (ranks finish unevenly)")

@@ -206,11 +206,9 @@ def parse_args(argv=None):
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     p.add_argument("--max-new-tokens", "--max_new_tokens", type=int, default=512)
     p.add_argument("--seed", type=int, default=0, help="used when --temperature > 0")
-    video.add_video_flags(p)
-    data.add_limit_flags(p)
+    data.add_input_flags(p)
     p.add_argument("--dtype", default=None, help="bfloat16 on GPU, float32 on CPU unless given")
-    p.add_argument("--dist-timeout-minutes", "--dist_timeout_minutes", type=float, default=distributed.TIMEOUT_MINUTES,
-                   help="minutes a rank waits at a collective for the others (ranks finish unevenly)")
+    distributed.add_timeout_flag(p)
     return p.parse_args(argv)
 
 

@@ -329,11 +329,9 @@ def parse_args(argv=None):
                    help="tvg/gqa keep: IoU std over K above this")
     p.add_argument("--top-n", "--top_n", type=int, default=None,
                    help="then keep only the N kept with the largest reward std")
-    video.add_video_flags(p)
-    data.add_limit_flags(p)
+    data.add_input_flags(p)
     p.add_argument("--dtype", default=None, help="bfloat16 on GPU, float32 on CPU unless given")
-    p.add_argument("--dist-timeout-minutes", "--dist_timeout_minutes", type=float, default=distributed.TIMEOUT_MINUTES,
-                   help="minutes a rank waits at a collective for the others (ranks finish unevenly)")
+    distributed.add_timeout_flag(p)
     return p.parse_args(argv)
 
 
