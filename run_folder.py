@@ -168,17 +168,33 @@ def log_step(out, step, stats, samples):
                          for i, c, r in samples)
 
 
+def moving_average(values, window):
+    """Mean of each value and the window - 1 before it (fewer at the start): [1, 3, 5, 7], 2 -> [1, 2, 4, 6]."""
+    sums = np.cumsum([0.0, *values])
+    starts = np.maximum(np.arange(1, len(values) + 1) - window, 0)
+    return (sums[1:] - sums[starts]) / (np.arange(1, len(values) + 1) - starts)
+
+
 def plot_curves(out):
+    """curves.png: each per-step metric raw (faint) and as a moving average over a tenth of the run, and on the
+    reward panel the held-out test reward (test/reward) at each step it was measured."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     rows = [row for row, _ in read_log(os.path.join(out, "metrics.jsonl"))]
     keys = [k for k in ("reward", "accuracy", "iou", "kl", "loss") if k in rows[0]]
+    window = max(1, len(rows) // 10)
     fig, axes = plt.subplots(1, len(keys), figsize=(3.2 * len(keys), 2.8))
     for ax, key in zip(np.atleast_1d(axes), keys):
-        ax.plot([r["step"] for r in rows], [r[key] for r in rows])
+        steps, values = [r["step"] for r in rows], [r[key] for r in rows]
+        ax.plot(steps, values, alpha=0.3, lw=0.8, label="per step")
+        ax.plot(steps, moving_average(values, window), lw=1.8, label=f"mean of {window}")
+        tested = [(r["step"], r["test/reward"]) for r in rows if r.get("test/reward") is not None]
+        if key == "reward" and tested:
+            ax.plot(*zip(*tested), "o-", ms=4, label="test reward")
         ax.set_title(key)
         ax.set_xlabel("step")
+    np.atleast_1d(axes)[0].legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(os.path.join(out, CURVES), dpi=80)
     plt.close(fig)

@@ -70,7 +70,8 @@ class Config:
     # what to train, on what, where to write
     model: str = arg("", "Hugging Face checkpoint folder (Qwen2.5-VL or Qwen3-VL); empty = the toy default")
     data: str = arg("", "training JSONL in our schema (README); empty = the toy task")
-    test_data: str = arg("", "JSONL evaluated before and after training (optional)")
+    test_data: str = arg("", "held-out JSONL answered greedily every --eval-every steps; test/... in metrics.jsonl")
+    eval_every: int = arg(0, "steps between --test-data evaluations (and at the last step); 0 = the last step only")
     out: str = arg("runs/toy", "run folder: metrics.jsonl, samples.jsonl, curves.png, checkpoint-STEP/")
     mode: str = arg("grpo", "grpo | sft (supervised targets built from the ground truth)")
     skip_bad: bool = arg(False, "drop malformed JSONL rows (listed in OUT/bad_rows.txt) instead of stopping")
@@ -246,6 +247,20 @@ def rollouts(policy, tokenizer, prompts, cfg, seed):
     return out
 
 
+def test_metrics(cfg, policy, tokenizer, rows, video_cfg, rank, world):
+    """Greedy answers on this rank's share of the held-out rows -> the metrics of all of them as `test/<name>` on
+    rank 0 ({} on the others), with the policy's weights gathered once as for rollouts."""
+    policy.eval()
+    distributed.gathered_for_rollout(policy, True)
+    records, failed = evaluation.answer(policy, tokenizer, rows[rank::world], policy.config.model_type, video_cfg,
+                                        max_new_tokens=cfg.max_new_tokens, progress=False)
+    distributed.gathered_for_rollout(policy, False)
+    policy.train()
+    records, failed = distributed.gather(records), distributed.gather(failed)
+    metrics = evaluation.flatten(evaluation.summarize(records, failed)) if rank == 0 else {}
+    return {f"test/{name}": value for name, value in metrics.items()}
+
+
 def reward_tensor(scores, prompts, group_size):
     """[B*G] total rewards; a non-finite one (a custom weight gone wrong) becomes 0 and is reported."""
     reward = torch.tensor([s.total for s in scores], dtype=torch.float32)  # [B*G]
@@ -318,7 +333,8 @@ def sft_step(cfg, policy, optimizer, tokenizer, prompts, device):
 # the loop; the inputs, the run folder and the resume are checked before any model loads
 
 def load_rows(cfg):
-    """The training rows, or one clear error: a --model that is no checkpoint folder, no --data, no valid row."""
+    """(training rows, held-out rows), or one clear error: a --model that is no checkpoint folder, no --data, no
+    valid row."""
     vlm.require_folder(cfg.model)
     if not cfg.data:
         raise data.DataError("--data is missing: pass the training JSONL (our schema, README)")
@@ -327,7 +343,7 @@ def load_rows(cfg):
     if not rows:
         raise data.DataError(f"{cfg.data}: no valid row to train on" + (f" (the bad ones are listed in {report})"
                                                                         if cfg.skip_bad else " (the file is empty)"))
-    return rows
+    return rows, data.load_jsonl(cfg.test_data, max_text_chars=cfg.max_text_chars) if cfg.test_data else []
 
 
 def train(cfg):
@@ -344,7 +360,7 @@ def run(cfg, rank, world, device):
     changed = checkpoint.check_config(resume, now, RESUMABLE_CHANGES) if resume else ""
     if changed and master:
         print(f"[resume] changed: {changed}", file=sys.stderr)
-    rows = load_rows(cfg)
+    rows, test_rows = load_rows(cfg)
     if master:  # the inputs hold: only now is anything deleted
         run_folder.clear(cfg.out, doomed, start)
     torch.manual_seed(cfg.seed)
@@ -386,6 +402,8 @@ def run(cfg, rank, world, device):
         stats.update(lr=scheduler.get_last_lr()[0], tokens_per_s=stats.pop("tokens") / max(1e-9, time.time() - t0),
                      skipped_samples=len(skipped))
         stats = distributed.all_reduce_mean(stats, device)  # only metrics cross ranks
+        if test_rows and (step + 1 == cfg.steps or cfg.eval_every and (step + 1) % cfg.eval_every == 0):
+            stats.update(test_metrics(cfg, policy, tokenizer, test_rows, video_cfg, rank, world))
         if master:
             run_folder.log_step(cfg.out, step + 1, stats, samples)
             bar.set_postfix({k: f"{stats[k]:.3f}" for k in ("reward", "kl", "loss") if k in stats})
@@ -408,7 +426,7 @@ TOY_VIDEO = dict(fps=2.0, min_frames=4, max_frames=16, video_tokens=32, frame_mi
 TOY_SFT = dict(mode="sft", batch_size=8, pack_prompts=8, lr=2e-3, warmup_steps=10, schedule="cosine", dtype="float32",
                save_every=1000, resume="auto", **TOY_VIDEO)
 TOY_GRPO = dict(mode="grpo", batch_size=4, pack_prompts=4, group_size=8, lr=2e-4, beta=0.01,
-                max_new_tokens=48, dtype="float32", save_every=20, resume="auto", **TOY_VIDEO)
+                max_new_tokens=48, dtype="float32", save_every=20, eval_every=20, resume="auto", **TOY_VIDEO)
 
 
 def toy_default(cfg):
@@ -428,8 +446,8 @@ def toy_default(cfg):
     sft = train(dataclasses.replace(cfg, model=init, data=train_file, out=os.path.join(cfg.out, "sft"),
                                     steps=cfg.toy_sft_steps, **TOY_SFT))
     before = evaluate_checkpoint(sft, test_file, cfg)
-    final = train(dataclasses.replace(cfg, model=sft, data=train_file, out=os.path.join(cfg.out, "grpo"),
-                                      steps=cfg.toy_grpo_steps, **TOY_GRPO))
+    final = train(dataclasses.replace(cfg, model=sft, data=train_file, test_data=test_file,
+                                      out=os.path.join(cfg.out, "grpo"), steps=cfg.toy_grpo_steps, **TOY_GRPO))
     after = evaluate_checkpoint(final, test_file, cfg)
     if rank == 0:
         print("\n toy test split     SFT start -> after GRPO")

@@ -312,3 +312,9 @@ def test_bad_inputs_and_used_folders_fail_with_one_message_before_any_model_load
         assert re.fullmatch("train.py: .*" + expected + ".*", said[case], re.DOTALL), (case, said[case])
     assert not (tmp_path / "pwned").exists()
     assert logged_steps(used) == [1, 2, 3, 4]  # the refused runs touched nothing
+
+
+def test_moving_average_over_a_window_shorter_at_the_start():
+    """curves.png smooths each metric: the mean of a value and the window - 1 values before it."""
+    assert run_folder.moving_average([1.0, 3.0, 5.0, 7.0], 2).tolist() == [1.0, 2.0, 4.0, 6.0]
+    assert run_folder.moving_average([2.0, 4.0, 9.0], 5).tolist() == [2.0, 3.0, 5.0]

@@ -137,6 +137,20 @@ def test_toy_default_scaled_down_improves_reward(tmp_path):
     assert "after GRPO" in proc.stdout and (out / "grpo" / "curves.png").exists()
 
 
+def test_held_out_test_reward_every_n_steps_in_the_log_and_the_curves(toy, warm, tmp_path):
+    """--test-data with --eval-every 2 over 5 steps: the held-out split is answered greedily at steps 2, 4 and 5 (the
+    last), its metrics logged as test/... beside the training ones, and curves.png drawn from them."""
+    out = tmp_path / "tested"
+    test_file = toy / "data" / "test.jsonl"
+    run([sys.executable, "train.py", *grpo_args(toy, out, "--steps", "5", "--save-every", "5", "--eval-every", "2",
+                                                "--test-data", str(test_file))], cwd=ROOT)
+    rows = metrics(out)
+    assert [r["step"] for r in rows if "test/reward" in r] == [2, 4, 5]
+    n_test = len((test_file).read_text().splitlines())
+    assert all(r["test/n_rows"] == n_test and 0 <= r["test/reward"] <= 1 for r in rows if "test/reward" in r)
+    assert (out / "curves.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_unreadable_video_is_skipped_counted_and_named(toy, warm, tmp_path):
     """A corrupt mp4 in the training set: its sample is skipped (the next row takes its place), counted in
     metrics.jsonl and named on stderr; training goes on."""
