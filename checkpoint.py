@@ -85,8 +85,8 @@ def save(out, step, policy, optimizer, scheduler, tokenizer, config, keep_last, 
             tokenizer.save_pretrained(tmp)
             torch.save({"step": step, "param_groups": optim_state["param_groups"], "scheduler": scheduler.state_dict(),
                         "rng": rngs, "config": config}, os.path.join(tmp, STATE))
-    except Exception as e:  # a full disk: OSError from safetensors, RuntimeError from torch.save, DCP's own error
-        problem = f"{type(e).__name__}: {str(e).strip()[:300]}"
+    except (Exception, dcp.CheckpointException) as e:  # a full disk: OSError, RuntimeError (torch.save), DCP's
+        problem = reason(e)
     problems = [p for p in distributed.gather([problem]) if p]
     error = None
     if rank == 0 and problems:
@@ -103,6 +103,13 @@ def save(out, step, policy, optimizer, scheduler, tokenizer, config, keep_last, 
     if error:
         raise CheckpointError(error)
     return final
+
+
+def reason(e):
+    """An error in one line; DCP's CheckpointException (a BaseException) carries each failed rank's traceback,
+    whose last line says what went wrong."""
+    lines = str(e).strip().splitlines() or [""]
+    return (lines[-1] if isinstance(e, dcp.CheckpointException) else f"{type(e).__name__}: {lines[0]}")[:300]
 
 
 class MetadataReader(dcp.FileSystemReader):
@@ -183,9 +190,9 @@ def load_state(path, policy, optimizer, scheduler, rank):
     try:
         dcp.load({"state": shards}, storage_reader=MetadataReader(os.path.join(path, OPTIMIZER)),
                  planner=TensorsOnly())
-    except Exception as e:
-        raise CheckpointError(f"could not read {os.path.join(path, OPTIMIZER)} ({type(e).__name__}: "
-                              f"{str(e).strip()[:300]}). Resume from another checkpoint, or delete this one.") from e
+    except (Exception, dcp.CheckpointException) as e:
+        raise CheckpointError(f"could not read {os.path.join(path, OPTIMIZER)} ({reason(e)}). Resume from another "
+                              "checkpoint, or delete this one.") from e
     set_optimizer_state_dict(policy, optimizer, {"state": shards, "param_groups": state["param_groups"]})
     scheduler.load_state_dict(state["scheduler"])
     set_rng_state(state["rng"][min(rank, len(state["rng"]) - 1)])  # more ranks than saved: the last rank's

@@ -1,7 +1,8 @@
 """train.py as worked examples: each test runs the real script in a subprocess (CleanRL's habit), on CPU.
 
 - torchrun with 2 processes (gloo, FSDP2) trains a few GRPO steps and writes a checkpoint `from_pretrained` loads;
-- a run killed after N steps and resumed equals an uninterrupted run of 2N steps, bit for bit;
+- a run killed after N steps and resumed equals an uninterrupted run of 2N steps, bit for bit (one process, and
+  two under torchrun, whose optimizer state each rank saves and reads as its own shard);
 - the scaled-down toy default (SFT warm start, then GRPO) raises the reward on a fixed seed.
 """
 
@@ -103,6 +104,22 @@ def test_kill_and_resume_equals_uninterrupted_run(toy, warm, tmp_path):
     wb = load_file(resumed / "checkpoint-4" / "model.safetensors")
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
     assert sorted(os.listdir(resumed)).count("checkpoint-2") == 1
+
+
+def test_two_process_kill_and_resume_equals_uninterrupted_run(toy, warm, tmp_path):
+    """The same under torchrun with 2 processes (FSDP2, gloo): 3 steps, exit, `--resume auto` from checkpoint-2,
+    whose AdamW moments each rank wrote and reads back as its own shard (optimizer/: one .distcp file per rank),
+    equals 4 steps straight, bit for bit."""
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "train.py"]
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    run([*torchrun, *grpo_args(toy, straight, "--steps", "4", "--save_every", "2")], cwd=ROOT)
+    run([*torchrun, *grpo_args(toy, resumed, "--steps", "4", "--save_every", "2", "--stop_after", "3")], cwd=ROOT)
+    assert sorted(os.listdir(resumed / "checkpoint-2" / "optimizer")) == [".metadata", "__0_0.distcp", "__1_0.distcp"]
+    run([*torchrun, *grpo_args(toy, resumed, "--steps", "4", "--save_every", "2", "--resume", "auto")], cwd=ROOT)
+    assert [m["loss"] for m in metrics(straight)] == [m["loss"] for m in metrics(resumed)]
+    wa = load_file(straight / "checkpoint-4" / "model.safetensors")
+    wb = load_file(resumed / "checkpoint-4" / "model.safetensors")
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
 def test_bf16_compute_keeps_float32_weights_so_small_updates_land(toy, tmp_path):
