@@ -122,6 +122,38 @@ def test_two_process_kill_and_resume_equals_uninterrupted_run(toy, warm, tmp_pat
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
+LOAD_ONCE = """
+import sys, torch, torch.distributed as dist
+from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+from torch.distributed.device_mesh import init_device_mesh
+import distributed, model as vlm
+rank, world, device = distributed.init(need_group=True)
+calls, real = [], vlm.load_model
+vlm.load_model = lambda what, **k: calls.append(type(what).__name__) or real(what, **k)
+module = distributed.load_sharded(sys.argv[1], torch.float32, torch.float32, init_device_mesh("cpu", (world,)), device)
+full = get_model_state_dict(module, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+buffers = {n: b.clone() for n, b in module.named_buffers()}
+print(rank, calls, flush=True)
+if rank == 0:
+    expected = real(sys.argv[1])
+    assert full.keys() == expected.state_dict().keys()
+    assert all(torch.equal(full[k], v) for k, v in expected.state_dict().items())
+    assert all(torch.equal(buffers[n], b) for n, b in expected.named_buffers())
+    print("equal", flush=True)
+distributed.close()
+"""
+
+
+def test_weights_are_read_once_per_node_and_each_rank_gets_its_shard(toy):
+    """Two ranks load a checkpoint folder for FSDP2: only rank 0 reads the weights (load_model with the folder's
+    path); rank 1 builds the model from its config on the meta device (no memory) and receives its shard from rank 0.
+    The gathered weights and the rotary tables equal a plain from_pretrained, bit for bit."""
+    proc = run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "--no-python",
+                sys.executable, "-c", LOAD_ONCE, str(toy / "init")], cwd=ROOT)
+    assert "0 ['str', 'Qwen2_5_VLConfig']" in proc.stdout and "1 ['Qwen2_5_VLConfig']" in proc.stdout
+    assert "equal" in proc.stdout
+
+
 def test_bf16_compute_keeps_float32_weights_so_small_updates_land(toy, tmp_path):
     """--dtype bfloat16 computes in bf16 but keeps float32 weights: an lr of 1e-5 moves every weight of a layer
     (in bf16 storage most such updates round away) and the checkpoint holds the float32 weights."""
