@@ -1,4 +1,4 @@
-"""Processes: one set-up for train.py, select_data.py and eval.py, FSDP2 sharding, and the few collectives.
+"""Processes: one set-up for train.py, select_data.py and eval.py, FSDP2 sharding and loading, the collectives.
 
 Under torchrun each process reads its rank from the environment and joins one process group (nccl on GPUs, gloo on
 CPUs). Under plain `python` the same code is a world of one: train.py still asks for a group (FSDP2 needs one even
@@ -18,9 +18,9 @@ from transformers import AutoConfig, GenerationConfig
 import model as vlm
 
 # How long a collective waits for the slowest rank, the default of every entry point's --dist-timeout-minutes. NCCL's
-# own 10 minutes is shorter than a 7B checkpoint: rank 0 writes ~100 GB (float32 weights, AdamW state) while the
-# others wait at a barrier, 5-6 minutes at 300 MB/s and half an hour at 60 MB/s on busy shared storage; an hour
-# also covers an evaluation whose ranks got uneven work. A rank that really hangs is then found an hour late.
+# own 10 minutes can be shorter than a 7B checkpoint: every rank writes its share of AdamW's state, then rank 0 the
+# 33 GB of float32 weights while the others wait at a barrier, about 2 minutes at 300 MB/s and 10 at 60 MB/s on busy
+# shared storage; an hour leaves room for slower disks. A rank that really hangs is then found an hour late.
 TIMEOUT_MINUTES = 60.0
 
 
