@@ -113,16 +113,20 @@ def reason(e):
 
 
 class MetadataReader(dcp.FileSystemReader):
-    """DCP's reader, but its .metadata pickle may name only DCP's index classes and torch's dtypes and sizes."""
+    """DCP's reader, but its .metadata pickle may name only DCP's index classes and torch's dtypes and sizes, each
+    by its exact name (a dotted name such as `os.system` reached through a module's imports is refused too)."""
 
-    MODULES = ("torch.distributed.checkpoint.metadata", "torch.distributed.checkpoint.filesystem")
-    NAMES = (("torch", "Size"), ("torch.serialization", "_get_layout"), ("pathlib", "PosixPath"),
-             ("pathlib", "WindowsPath"), ("collections", "OrderedDict"))  # shapes, layouts, the folder's path
+    ALLOWED = {("torch.distributed.checkpoint.metadata", name) for name in (
+        "Metadata", "TensorStorageMetadata", "BytesStorageMetadata", "ChunkStorageMetadata", "TensorProperties",
+        "MetadataIndex", "StorageMeta", "_MEM_FORMAT_ENCODING")} | {
+        ("torch.distributed.checkpoint.filesystem", "_StorageInfo"), ("torch", "Size"),
+        ("torch.serialization", "_get_layout"), ("pathlib", "PosixPath"), ("pathlib", "WindowsPath"),
+        ("collections", "OrderedDict")}  # shapes, layouts, the folder's path
 
     class Unpickler(pickle.Unpickler):
         def find_class(self, module, name):
-            dtype = module == "torch" and isinstance(getattr(torch, name, None), torch.dtype)
-            if module in MetadataReader.MODULES or (module, name) in MetadataReader.NAMES or dtype:
+            dtype = module == "torch" and isinstance(getattr(torch, name, None), torch.dtype)  # torch.float32 ...
+            if (module, name) in MetadataReader.ALLOWED or dtype:
                 return super().find_class(module, name)
             raise pickle.UnpicklingError(f"GLOBAL {module}.{name}")
 

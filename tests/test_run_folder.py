@@ -199,6 +199,13 @@ def test_a_planted_pickle_in_the_sharded_optimizer_state_is_refused_not_run(tmp_
         dcp.load({"exp_avg": torch.ones(3)}, storage_reader=checkpoint.MetadataReader(tmp_path / "metadata"),
                  planner=checkpoint.TensorsOnly())
     assert not marker.exists()
+    # the same call reached through a module the reader admits (pickle protocol 4 resolves dotted names)
+    via_import = f"\x80\x04ctorch.distributed.checkpoint.metadata\nos.system\n(Vtouch {marker}\ntR.".encode("latin-1")
+    (tmp_path / "metadata" / ".metadata").write_bytes(via_import)
+    with pytest.raises(dcp.CheckpointException, match="GLOBAL torch.distributed.checkpoint.metadata.os.system"):
+        dcp.load({"exp_avg": torch.ones(3)}, storage_reader=checkpoint.MetadataReader(tmp_path / "metadata"),
+                 planner=checkpoint.TensorsOnly())
+    assert not marker.exists()
     restored = {"exp_avg": torch.ones(3)}  # an honest folder loads
     dcp.save({"exp_avg": torch.zeros(3)}, checkpoint_id=tmp_path / "honest")
     dcp.load(restored, storage_reader=checkpoint.MetadataReader(tmp_path / "honest"), planner=checkpoint.TensorsOnly())
