@@ -1,27 +1,37 @@
 """Checkpoints: a Hugging Face folder (safetensors, config, tokenizer; `from_pretrained` loads it) plus the trainer
-state an exact resume needs (optimizer, scheduler, step, RNG, config), written to a temporary folder and renamed,
-so a kill at any moment leaves either the whole checkpoint or none.
+state an exact resume needs (AdamW's moments, scheduler, step, every rank's RNG, config), written to a temporary
+folder and renamed, so a kill at any moment leaves either the whole checkpoint or none.
 
-    OUT/checkpoint-STEP/   model.safetensors, config.json, generation_config.json, tokenizer files, trainer_state.pt
+    OUT/checkpoint-STEP/   model.safetensors, config.json, generation_config.json, tokenizer files (rank 0)
+                           trainer_state.pt   step, scheduler, optimizer hyper-parameters, RNG of each rank, config
+                           optimizer/         AdamW's moments, sharded: each rank writes its own part
+                                              (torch.distributed.checkpoint: one .distcp file per rank + .metadata)
 
-trainer_state.pt holds only tensors, numbers, strings and lists/tuples/dicts of them, and is read with
-`torch.load(weights_only=True)`. A pickle read without that restriction runs whatever code it names: a checkpoint
-folder is a file someone could plant, so a state that needs more than plain data is refused, never executed.
+Nothing here is unpickled as code. trainer_state.pt holds only tensors, numbers, strings and lists/tuples/dicts of
+them, and is read with `torch.load(weights_only=True)`. optimizer/ holds tensors only, which DCP reads with
+weights_only=True; its .metadata file is a plain pickle of DCP's own index classes, which we read with an
+unpickler that admits those classes (and torch's dtypes and sizes) and nothing else, and an entry stored as bytes
+(which DCP would read as a full pickle) is refused. A pickle read without such limits runs whatever code it names:
+a checkpoint folder is a file someone could plant, so a state that needs more than plain data is refused.
 """
 
 import os
+import pickle
 import random
 import re
 import shutil
 
 import numpy as np
 import torch
+import torch.distributed.checkpoint as dcp
+from torch.distributed.checkpoint.default_planner import DefaultLoadPlanner
 from torch.distributed.checkpoint.state_dict import (StateDictOptions, get_model_state_dict,
                                                      get_optimizer_state_dict, set_optimizer_state_dict)
 
 import distributed
 
 STATE = "trainer_state.pt"
+OPTIMIZER = "optimizer"  # the sharded AdamW moments (a DCP folder)
 NAME = re.compile(r"checkpoint-(\d+)")  # checkpoint-best, checkpoint-final ... are not ours and left alone
 TMP = re.compile(r"\.tmp-checkpoint-(\d+)")  # a save in progress, or one a kill interrupted
 
@@ -56,36 +66,84 @@ def set_rng_state(rng):
 
 
 def save(out, step, policy, optimizer, scheduler, tokenizer, config, keep_last, rank):
-    """Gather the full weights and optimizer state, write OUT/checkpoint-STEP on rank 0, keep the last keep_last.
-    Every rank must call it (the gathers are collectives). A failed write (a full disk) leaves no temporary folder
-    and raises CheckpointError on every rank. Returns the folder."""
-    full = StateDictOptions(full_state_dict=True, cpu_offload=True)
-    model_state = get_model_state_dict(policy, options=full)
-    optim_state = get_optimizer_state_dict(policy, optimizer, options=full)
-    final, error = os.path.join(out, f"checkpoint-{step}"), None
+    """Write OUT/checkpoint-STEP and keep the last keep_last. Every rank must call it (collectives): each rank writes
+    its shard of AdamW's moments; rank 0 writes the gathered full weights (the HF folder) and the trainer state.
+    A failed write on any rank (a full disk) leaves no temporary folder and raises CheckpointError on every rank.
+    Returns the folder."""
+    model_state = get_model_state_dict(policy, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    optim_state = get_optimizer_state_dict(policy, optimizer)  # sharded: {"state": DTensors, "param_groups": ...}
+    rngs = distributed.gather([rng_state()])  # ranks' RNG states, in rank order, on rank 0
+    final, tmp = os.path.join(out, f"checkpoint-{step}"), os.path.join(out, f".tmp-checkpoint-{step}")
     if rank == 0:
-        tmp = os.path.join(out, f".tmp-checkpoint-{step}")
         shutil.rmtree(tmp, ignore_errors=True)
-        try:
+    distributed.broadcast(None)  # no rank writes before the old temporary folder is gone
+    problem = None
+    try:
+        dcp.save({"state": optim_state["state"]}, checkpoint_id=os.path.join(tmp, OPTIMIZER))
+        if rank == 0:
             policy.save_pretrained(tmp, state_dict=model_state)  # config.json, generation_config.json, safetensors
             tokenizer.save_pretrained(tmp)
-            torch.save({"step": step, "optimizer": optim_state, "scheduler": scheduler.state_dict(),
-                        "rng": rng_state(), "config": config}, os.path.join(tmp, STATE))
-        except (OSError, RuntimeError) as e:  # a full disk: OSError from safetensors, RuntimeError from torch.save
-            shutil.rmtree(tmp, ignore_errors=True)
-            kept = [os.path.basename(c) for c in checkpoints(out)]
-            error = (f"could not write {final} ({type(e).__name__}: {e}). Is the disk full? The checkpoints already "
-                     f"in {out} are intact ({', '.join(kept) or 'none yet'}): free some space, then run again with "
-                     "--resume auto.")
-        else:
-            shutil.rmtree(final, ignore_errors=True)  # only when re-running a step that was already saved
-            os.replace(tmp, final)
-            for old in checkpoints(out)[:-keep_last]:
-                shutil.rmtree(old)
+            torch.save({"step": step, "param_groups": optim_state["param_groups"], "scheduler": scheduler.state_dict(),
+                        "rng": rngs, "config": config}, os.path.join(tmp, STATE))
+    except (Exception, dcp.CheckpointException) as e:  # a full disk: OSError, RuntimeError (torch.save), DCP's
+        problem = reason(e)
+    problems = [p for p in distributed.gather([problem]) if p]
+    error = None
+    if rank == 0 and problems:
+        shutil.rmtree(tmp, ignore_errors=True)
+        kept = [os.path.basename(c) for c in checkpoints(out)]
+        error = (f"could not write {final} ({problems[0]}). Is the disk full? The checkpoints already in {out} are "
+                 f"intact ({', '.join(kept) or 'none yet'}): free some space, then run again with --resume auto.")
+    elif rank == 0:
+        shutil.rmtree(final, ignore_errors=True)  # only when re-running a step that was already saved
+        os.replace(tmp, final)
+        for old in checkpoints(out)[:-keep_last]:
+            shutil.rmtree(old)
     error = distributed.broadcast(error)  # also the barrier: no rank goes on before the folder is complete
     if error:
         raise CheckpointError(error)
     return final
+
+
+def reason(e):
+    """An error in one line; DCP's CheckpointException (a BaseException) carries each failed rank's traceback,
+    whose last line says what went wrong."""
+    lines = str(e).strip().splitlines() or [""]
+    return (lines[-1] if isinstance(e, dcp.CheckpointException) else f"{type(e).__name__}: {lines[0]}")[:300]
+
+
+class MetadataReader(dcp.FileSystemReader):
+    """DCP's reader, but its .metadata pickle may name only DCP's index classes and torch's dtypes and sizes, each
+    by its exact name (a dotted name such as `os.system` reached through a module's imports is refused too)."""
+
+    ALLOWED = {("torch.distributed.checkpoint.metadata", name) for name in (
+        "Metadata", "TensorStorageMetadata", "BytesStorageMetadata", "ChunkStorageMetadata", "TensorProperties",
+        "MetadataIndex", "StorageMeta", "_MEM_FORMAT_ENCODING")} | {
+        ("torch.distributed.checkpoint.filesystem", "_StorageInfo"), ("torch", "Size"),
+        ("torch.serialization", "_get_layout"), ("pathlib", "PosixPath"), ("pathlib", "WindowsPath"),
+        ("collections", "OrderedDict")}  # shapes, layouts, the folder's path
+
+    class Unpickler(pickle.Unpickler):
+        def find_class(self, module, name):
+            dtype = module == "torch" and isinstance(getattr(torch, name, None), torch.dtype)  # torch.float32 ...
+            if (module, name) in MetadataReader.ALLOWED or dtype:
+                return super().find_class(module, name)
+            raise pickle.UnpicklingError(f"GLOBAL {module}.{name}")
+
+    def read_metadata(self, *args, **kwargs):
+        path = self.fs.concat_path(self.path, ".metadata")
+        with self.fs.create_stream(path, "rb") as f:
+            metadata = self.Unpickler(f).load()
+        metadata.storage_meta = metadata.storage_meta or dcp.metadata.StorageMeta()
+        metadata.storage_meta.load_id = self.load_id
+        return metadata
+
+
+class TensorsOnly(DefaultLoadPlanner):
+    """DCP reads an entry stored as bytes with a full pickle: our optimizer folder has none, so one is refused."""
+
+    def load_bytes(self, read_item, value):
+        raise CheckpointError(f"{read_item.dest_index.fqn} is stored as a pickle, not a tensor: refused")
 
 
 def read_state(path):
@@ -130,10 +188,16 @@ def check_config(path, config, resumable):
 
 
 def load_state(path, policy, optimizer, scheduler, rank):
-    """Restore optimizer (rank 0 reads, every rank gets its shard), scheduler and RNG -> the step to continue from."""
+    """Restore AdamW (each rank reads its own shard), scheduler and this rank's RNG -> the step to continue from."""
     state = read_state(path)
-    set_optimizer_state_dict(policy, optimizer, state["optimizer"] if rank == 0 else {},
-                             options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
+    shards = get_optimizer_state_dict(policy, optimizer)["state"]  # this rank's part, to be filled in place
+    try:
+        dcp.load({"state": shards}, storage_reader=MetadataReader(os.path.join(path, OPTIMIZER)),
+                 planner=TensorsOnly())
+    except (Exception, dcp.CheckpointException) as e:
+        raise CheckpointError(f"could not read {os.path.join(path, OPTIMIZER)} ({reason(e)}). Resume from another "
+                              "checkpoint, or delete this one.") from e
+    set_optimizer_state_dict(policy, optimizer, {"state": shards, "param_groups": state["param_groups"]})
     scheduler.load_state_dict(state["scheduler"])
-    set_rng_state(state["rng"])
+    set_rng_state(state["rng"][min(rank, len(state["rng"]) - 1)])  # more ranks than saved: the last rank's
     return state["step"]

@@ -1,4 +1,4 @@
-"""Processes: one set-up for train.py, select_data.py and eval.py, FSDP2 sharding, and the few collectives.
+"""Processes: one set-up for train.py, select_data.py and eval.py, FSDP2 sharding and loading, the collectives.
 
 Under torchrun each process reads its rank from the environment and joins one process group (nccl on GPUs, gloo on
 CPUs). Under plain `python` the same code is a world of one: train.py still asks for a group (FSDP2 needs one even
@@ -11,12 +11,16 @@ from datetime import timedelta
 
 import torch
 import torch.distributed as dist
+from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
 from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
+from transformers import AutoConfig, GenerationConfig
+
+import model as vlm
 
 # How long a collective waits for the slowest rank, the default of every entry point's --dist-timeout-minutes. NCCL's
-# own 10 minutes is shorter than a 7B checkpoint: rank 0 writes ~100 GB (float32 weights, AdamW state) while the
-# others wait at a barrier, 5-6 minutes at 300 MB/s and half an hour at 60 MB/s on busy shared storage; an hour
-# also covers an evaluation whose ranks got uneven work. A rank that really hangs is then found an hour late.
+# own 10 minutes can be shorter than a 7B checkpoint: every rank writes its share of AdamW's state, then rank 0 the
+# 33 GB of float32 weights while the others wait at a barrier, about 2 minutes at 300 MB/s and 10 at 60 MB/s on busy
+# shared storage; an hour leaves room for slower disks. A rank that really hangs is then found an hour late.
 TIMEOUT_MINUTES = 60.0
 
 
@@ -83,6 +87,30 @@ def shard(module, mesh, compute_dtype):
     for layer in module.model.language_model.layers:
         fully_shard(layer, mesh=mesh, mp_policy=mp)
     fully_shard(module, mesh=mesh, mp_policy=mp)
+    return module
+
+
+def load_sharded(path, dtype, compute_dtype, mesh, device, grad_checkpointing=False):
+    """A checkpoint folder -> the FSDP2-sharded model, its weights read from disk once: rank 0 loads the full model
+    on the CPU; every rank builds the same model on the meta device (no memory), shards it, allocates only its shard
+    on device and receives its part of rank 0's weights (set_model_state_dict with broadcast_from_rank0). Host
+    memory then holds one full copy per node instead of one per rank (8 x 33 GB in float32 at 7B).
+    Buffers outside the state dict (the rotary inv_freq tables, computed at construction) come from rank 0 too."""
+    full = vlm.load_model(path, dtype=dtype) if dist.get_rank() == 0 else None
+    with torch.device("meta"):
+        module = vlm.load_model(AutoConfig.from_pretrained(path), dtype=dtype)
+    if os.path.isfile(os.path.join(path, "generation_config.json")):
+        module.generation_config = GenerationConfig.from_pretrained(path)
+    if grad_checkpointing:
+        module.activation_checkpointing_enable()
+    module = shard(module, mesh, compute_dtype)
+    module.to_empty(device=device)
+    weights = full.state_dict() if full is not None else {}
+    extra = broadcast({n: b for n, b in full.named_buffers() if n not in weights} if full is not None else None)
+    set_model_state_dict(module, weights, options=StateDictOptions(full_state_dict=True, broadcast_from_rank0=True))
+    with torch.no_grad():
+        for name, value in extra.items():
+            module.get_buffer(name).copy_(value)
     return module
 
 

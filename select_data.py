@@ -1,7 +1,7 @@
 """Variance-aware data selection: sample K answers per training sample, keep the samples whose rewards vary.
 
     python select_data.py --model PATH --data train.jsonl --k 8 --out selected.jsonl
-    torchrun --nproc-per-node 8 select_data.py ...        # batches of samples dealt to ranks round-robin
+    torchrun --nproc-per-node 8 select_data.py ...        # the batches left to do dealt to ranks round-robin
     python train.py --data selected.jsonl ...             # then train on the kept subset
 
 Why. GRPO scores each completion relative to its own group: advantage_i = (r_i - mean(r)) / std(r) over the G
@@ -261,6 +261,15 @@ def row_key(line, row):
     return hashlib.sha256(f"{line}\0{row['video']}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()).hexdigest()[:16]
 
 
+def deal(chunks, done, rank, world):
+    """The batch indices j this rank samples: the batches still to do (any sample missing from the log; the batch is
+    re-sampled whole, with seed + j), dealt round-robin. Dealing what remains, not all batches, keeps a resumed run
+    fair: dealing all and skipping the done ones could leave one rank with every batch left. Rank 0's log decides
+    (a rank reading the log later might already see another's new lines)."""
+    todo = [j for j, chunk in enumerate(chunks) if any(r["id"] not in done for r in chunk)]
+    return distributed.broadcast(todo)[rank::world]
+
+
 def open_partial(path, settings, model, keys, rank, world):
     """Create or check the resume log -> {id: result} already finished, for the rows as they are now.
 
@@ -362,9 +371,8 @@ def main(argv=None):
     family = policy.config.model_type
     video_cfg = video.video_config(args)
 
-    # fixed batches in file order, dealt round-robin to ranks; a batch with any sample missing is re-sampled whole
     chunks = [rows[i:i + args.batch_size] for i in range(0, len(rows), args.batch_size)]
-    mine = [j for j in range(rank, len(chunks), world) if any(r["id"] not in done for r in chunks[j])]
+    mine = deal(chunks, done, rank, world)
     new = []
     bar = tqdm(total=sum(len(chunks[j]) for j in mine), disable=rank != 0, desc=f"select (rank 0 of {world})")
     for j in mine:

@@ -368,14 +368,11 @@ def run(cfg, rank, world, device):
     mesh = init_device_mesh(device.type, (world,))
 
     tokenizer = AutoTokenizer.from_pretrained(resume or cfg.model)
-    policy = vlm.load_model(resume or cfg.model, dtype=torch.float32).to(device)  # float32 master weights
-    if cfg.grad_checkpointing:
-        policy.activation_checkpointing_enable()
-    policy = distributed.shard(policy, mesh, dtype)
+    # float32 master weights, read once per node (rank 0) and sent to each rank's shard
+    policy = distributed.load_sharded(resume or cfg.model, torch.float32, dtype, mesh, device, cfg.grad_checkpointing)
     reference = None
     if cfg.mode == "grpo" and cfg.beta > 0:  # the frozen reference is always the starting model
-        reference = vlm.load_model(cfg.model, dtype=dtype).to(device).eval().requires_grad_(False)
-        reference = distributed.shard(reference, mesh, dtype)
+        reference = distributed.load_sharded(cfg.model, dtype, dtype, mesh, device).eval().requires_grad_(False)
     optimizer = torch.optim.AdamW(policy.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(0.9, 0.99))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(cfg))
     if resume:

@@ -4,6 +4,7 @@ inputs that cannot work. The folder logic is checked in-process; train.py itself
 
 import json
 import os
+import pickle
 import re
 import shutil
 import signal
@@ -178,6 +179,37 @@ def test_a_planted_pickle_in_the_trainer_state_is_refused_not_run(tmp_path):
                                               "code, not data.*could run code"):
         checkpoint.read_state(folder)
     assert not marker.exists()
+
+
+def test_a_planted_pickle_in_the_sharded_optimizer_state_is_refused_not_run(tmp_path):
+    """optimizer/ is a torch.distributed.checkpoint folder: its .metadata is a pickle, and DCP reads an entry stored
+    as bytes with a full torch.load. Our reader admits only DCP's index classes in .metadata, and our planner
+    refuses bytes entries: neither planted payload runs."""
+    import torch.distributed.checkpoint as dcp
+
+    marker = tmp_path / "pwned"
+    dcp.save({"exp_avg": torch.zeros(3), "planted": Payload(marker)}, checkpoint_id=tmp_path / "bytes")
+    with pytest.raises(dcp.CheckpointException, match="planted is stored as a pickle, not a tensor: refused"):
+        dcp.load({"exp_avg": torch.ones(3), "planted": None}, storage_reader=checkpoint.MetadataReader(
+            tmp_path / "bytes"), planner=checkpoint.TensorsOnly())
+    assert not marker.exists()
+    dcp.save({"exp_avg": torch.zeros(3)}, checkpoint_id=tmp_path / "metadata")
+    (tmp_path / "metadata" / ".metadata").write_bytes(pickle.dumps(Payload(marker)))
+    with pytest.raises(dcp.CheckpointException, match="GLOBAL posix.system"):
+        dcp.load({"exp_avg": torch.ones(3)}, storage_reader=checkpoint.MetadataReader(tmp_path / "metadata"),
+                 planner=checkpoint.TensorsOnly())
+    assert not marker.exists()
+    # the same call reached through a module the reader admits (pickle protocol 4 resolves dotted names)
+    via_import = f"\x80\x04ctorch.distributed.checkpoint.metadata\nos.system\n(Vtouch {marker}\ntR.".encode("latin-1")
+    (tmp_path / "metadata" / ".metadata").write_bytes(via_import)
+    with pytest.raises(dcp.CheckpointException, match="GLOBAL torch.distributed.checkpoint.metadata.os.system"):
+        dcp.load({"exp_avg": torch.ones(3)}, storage_reader=checkpoint.MetadataReader(tmp_path / "metadata"),
+                 planner=checkpoint.TensorsOnly())
+    assert not marker.exists()
+    restored = {"exp_avg": torch.ones(3)}  # an honest folder loads
+    dcp.save({"exp_avg": torch.zeros(3)}, checkpoint_id=tmp_path / "honest")
+    dcp.load(restored, storage_reader=checkpoint.MetadataReader(tmp_path / "honest"), planner=checkpoint.TensorsOnly())
+    assert torch.equal(restored["exp_avg"], torch.zeros(3))
 
 
 def test_rng_state_round_trips_through_a_weights_only_load(tmp_path):

@@ -257,6 +257,17 @@ def test_select_torchrun_two_ranks_matches_one(first_run, warm_model, toy_with_b
     assert two["counts"] == one["counts"] and two["samples"] == one["samples"]
 
 
+def test_after_a_resume_the_batches_left_are_dealt_round_robin():
+    """6 batches of 2; a run on 2 ranks was killed after rank 0 finished its batches 0, 2, 4. Dealing all batches
+    and skipping the done ones would give rank 1 all three left (1, 3, 5) and rank 0 none; dealing what is left
+    gives rank 0 batches 1 and 5, rank 1 batch 3. A batch with one sample missing is left to do (batch 3 here)."""
+    rows = [{"id": c} for c in "abcdefghijkl"]
+    chunks = [rows[i:i + 2] for i in range(0, 12, 2)]
+    done = dict.fromkeys("ab" "ef" "ij" "g")  # batches 0, 2, 4 and half of batch 3
+    assert [sd.deal(chunks, done, rank, 2) for rank in (0, 1)] == [[1, 5], [3]]
+    assert sd.deal(chunks, {}, 0, 1) == [0, 1, 2, 3, 4, 5]
+
+
 def test_selection_and_eval_see_the_videos_as_training_does():
     """Selection scores a sample as a GRPO step would: same frames, same pixels, by default, in all three tools."""
     import eval as ev

@@ -1,7 +1,8 @@
 """train.py as worked examples: each test runs the real script in a subprocess (CleanRL's habit), on CPU.
 
 - torchrun with 2 processes (gloo, FSDP2) trains a few GRPO steps and writes a checkpoint `from_pretrained` loads;
-- a run killed after N steps and resumed equals an uninterrupted run of 2N steps, bit for bit;
+- a run killed after N steps and resumed equals an uninterrupted run of 2N steps, bit for bit (one process, and
+  two under torchrun, whose optimizer state each rank saves and reads as its own shard);
 - the scaled-down toy default (SFT warm start, then GRPO) raises the reward on a fixed seed.
 """
 
@@ -103,6 +104,54 @@ def test_kill_and_resume_equals_uninterrupted_run(toy, warm, tmp_path):
     wb = load_file(resumed / "checkpoint-4" / "model.safetensors")
     assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
     assert sorted(os.listdir(resumed)).count("checkpoint-2") == 1
+
+
+def test_two_process_kill_and_resume_equals_uninterrupted_run(toy, warm, tmp_path):
+    """The same under torchrun with 2 processes (FSDP2, gloo): 3 steps, exit, `--resume auto` from checkpoint-2,
+    whose AdamW moments each rank wrote and reads back as its own shard (optimizer/: one .distcp file per rank),
+    equals 4 steps straight, bit for bit."""
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "train.py"]
+    straight, resumed = tmp_path / "straight", tmp_path / "resumed"
+    run([*torchrun, *grpo_args(toy, straight, "--steps", "4", "--save_every", "2")], cwd=ROOT)
+    run([*torchrun, *grpo_args(toy, resumed, "--steps", "4", "--save_every", "2", "--stop_after", "3")], cwd=ROOT)
+    assert sorted(os.listdir(resumed / "checkpoint-2" / "optimizer")) == [".metadata", "__0_0.distcp", "__1_0.distcp"]
+    run([*torchrun, *grpo_args(toy, resumed, "--steps", "4", "--save_every", "2", "--resume", "auto")], cwd=ROOT)
+    assert [m["loss"] for m in metrics(straight)] == [m["loss"] for m in metrics(resumed)]
+    wa = load_file(straight / "checkpoint-4" / "model.safetensors")
+    wb = load_file(resumed / "checkpoint-4" / "model.safetensors")
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+LOAD_ONCE = """
+import sys, torch, torch.distributed as dist
+from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+from torch.distributed.device_mesh import init_device_mesh
+import distributed, model as vlm
+rank, world, device = distributed.init(need_group=True)
+calls, real = [], vlm.load_model
+vlm.load_model = lambda what, **k: calls.append(type(what).__name__) or real(what, **k)
+module = distributed.load_sharded(sys.argv[1], torch.float32, torch.float32, init_device_mesh("cpu", (world,)), device)
+full = get_model_state_dict(module, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+buffers = {n: b.clone() for n, b in module.named_buffers()}
+print(rank, calls, flush=True)
+if rank == 0:
+    expected = real(sys.argv[1])
+    assert full.keys() == expected.state_dict().keys()
+    assert all(torch.equal(full[k], v) for k, v in expected.state_dict().items())
+    assert all(torch.equal(buffers[n], b) for n, b in expected.named_buffers())
+    print("equal", flush=True)
+distributed.close()
+"""
+
+
+def test_weights_are_read_once_per_node_and_each_rank_gets_its_shard(toy):
+    """Two ranks load a checkpoint folder for FSDP2: only rank 0 reads the weights (load_model with the folder's
+    path); rank 1 builds the model from its config on the meta device (no memory) and receives its shard from rank 0.
+    The gathered weights and the rotary tables equal a plain from_pretrained, bit for bit."""
+    proc = run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "--no-python",
+                sys.executable, "-c", LOAD_ONCE, str(toy / "init")], cwd=ROOT)
+    assert "0 ['str', 'Qwen2_5_VLConfig']" in proc.stdout and "1 ['Qwen2_5_VLConfig']" in proc.stdout
+    assert "equal" in proc.stdout
 
 
 def test_bf16_compute_keeps_float32_weights_so_small_updates_land(toy, tmp_path):
