@@ -8,6 +8,7 @@ import dataclasses
 import pytest
 import torch
 
+import config
 import data
 import distributed
 import grpo
@@ -43,7 +44,7 @@ def test_grpo_step_equals_the_loss_by_hand(toy_dir, toy_tok, world_of_one, monke
     expected_policy = copy.deepcopy(policy)
     rows = data.load_jsonl(str(toy_dir / "train.jsonl"))[:2]
     prompts = [data.prepare_sample(r, toy_tok, "qwen2_5_vl", data.VideoConfig(max_frames=4)) for r in rows]
-    cfg = dataclasses.replace(train.Config(), group_size=G, batch_size=2, pack_prompts=1, max_new_tokens=6,
+    cfg = dataclasses.replace(config.Config(), group_size=G, batch_size=2, pack_prompts=1, max_new_tokens=6,
                               lr=1e-2, beta=0.04)  # two micro-batches of one group each
     # plain SGD: the weights then move by lr * gradient, so equal weights mean equal gradients (Adam's per-weight
     # normalisation would blow up the rounding of near-zero gradients into differences of size lr)

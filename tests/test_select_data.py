@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import config
 import data
 import model as vlm
 import rewards
@@ -271,11 +272,10 @@ def test_after_a_resume_the_batches_left_are_dealt_round_robin():
 def test_selection_and_eval_see_the_videos_as_training_does():
     """Selection scores a sample as a GRPO step would: same frames, same pixels, by default, in all three tools."""
     import eval as ev
-    import train
 
     sel = sd.parse_args(["--model", "m", "--data", "d.jsonl", "--out", "o.jsonl"])
     test = ev.parse_args(["--model", "m", "--data", "d.jsonl"])
-    configs = [video.video_config(args) for args in (sel, test, train.Config())]
+    configs = [video.video_config(args) for args in (sel, test, config.Config())]
     assert configs == [video.VideoConfig()] * 3
 
 
