@@ -103,6 +103,8 @@ def load_sharded(path, dtype, compute_dtype, mesh, device, grad_checkpointing=Fa
         module.generation_config = GenerationConfig.from_pretrained(path)
     if grad_checkpointing:
         module.activation_checkpointing_enable()
+    if full is not None:  # rank 0 saves: keep the key renaming from_pretrained used, so checkpoints keep its names
+        module._weight_conversions = getattr(full, "_weight_conversions", None)
     module = shard(module, mesh, compute_dtype)
     module.to_empty(device=device)
     weights = full.state_dict() if full is not None else {}
