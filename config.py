@@ -45,6 +45,7 @@ class Config:
     aggregate: str = arg("token", "token (mean over all completion tokens; TRL's dapo) | sequence (original GRPO)"
                          " | dr_grpo (sum over tokens / (completions x max_new_tokens))")
     scale_advantages: bool = arg(True, "divide by the group std; False (with --aggregate dr_grpo) = Dr. GRPO")
+    reward: str = arg("dual", "dual (gqa: (1[option right] + IoU) / 2) | answer (gqa: 1[option right] alone)")
     kl_clamp: float = arg(10.0, "cap on each token's k3 KL term, as verl's low_var_kl; 0 = no cap")
     updates_per_batch: int = arg(1, "policy updates per rollout batch (old log-probs kept when > 1)")
     temperature: float = arg(1.0, "rollout sampling temperature")
@@ -64,6 +65,7 @@ class Config:
     weight_decay: float = arg(0.0, "AdamW weight decay")
     grad_clip: float = arg(1.0, "global gradient-norm clip")
     dtype: str = arg("bfloat16", "compute dtype, bfloat16 | float32 (weights and optimizer stay float32)")
+    freeze_vision: bool = arg(False, "keep the vision tower's weights as loaded (only the language model trains)")
     grad_checkpointing: bool = arg(False, "recompute each decoder layer and vision block in backward (long outputs)")
     seed: int = arg(0, "seeds the data order and every rollout")
     # bookkeeping
@@ -75,15 +77,18 @@ class Config:
     stop_after: int = arg(0, "exit after this many steps of this process (tests simulate a kill); 0 = never")
     dist_timeout_minutes: float = arg(distributed.TIMEOUT_MINUTES, "minutes a rank waits for the others (collectives)")
     # the toy default (no --model)
-    toy_n: int = arg(240, "toy clips generated (train and test split)")
-    toy_sft_steps: int = arg(400, "toy SFT warm-start steps")
+    toy_n: int = arg(600, "toy clips generated (the last quarter is the test split)")
+    toy_labelled: int = arg(150, "toy train rows the SFT warm start sees (GRPO sees them all)")
+    toy_sft_steps: int = arg(250, "toy SFT warm-start steps")
     toy_grpo_steps: int = arg(120, "toy GRPO steps")
+    toy_seeds: int = arg(3, "toy runs, seeds --seed, --seed + 1, ...: the table shows the mean and the spread")
 
 
 # what a resume may change: per-invocation flags (not compared), bookkeeping (reported); anything else refuses it
 PER_INVOCATION = ("resume", "overwrite", "stop_after")
 RESUMABLE_CHANGES = ("steps", "save_every", "keep_last", "log_samples", "out", "test_data", "grad_checkpointing",
-                     "eval_every", "dist_timeout_minutes", "toy_n", "toy_sft_steps", "toy_grpo_steps")
+                     "eval_every", "dist_timeout_minutes", "toy_n", "toy_labelled", "toy_sft_steps", "toy_grpo_steps",
+                     "toy_seeds")
 
 
 def parse_config(argv=None):
@@ -100,5 +105,6 @@ def parse_config(argv=None):
     assert cfg.mode in ("grpo", "sft"), cfg.mode
     assert cfg.mode == "sft" or cfg.group_size >= 2, "GRPO needs G >= 2 completions per prompt"
     assert cfg.batch_size % cfg.pack_prompts == 0, "batch_size must be a multiple of pack_prompts"
+    assert cfg.reward in ("dual", "answer"), cfg.reward
     assert cfg.aggregate in grpo.AGGREGATES and cfg.schedule in ("constant", "cosine")
     return cfg

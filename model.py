@@ -43,19 +43,20 @@ LOGIT_CHUNK = 1024  # completion tokens per LM-head chunk: [1024, 152k] float32 
 # ----------------------------------------------------------------------------------------------------------------
 # models
 
-def tiny_config(family="qwen2_5_vl", tokenizer=None):
-    """A 2-layer config of the real class (hidden 64, vision depth 2) for tests and the toy world.
-    Vocabulary and special ids come from the tokenizer (toy.toy_tokenizer() by default)."""
+def tiny_config(family="qwen2_5_vl", tokenizer=None, hidden=64, layers=2, vision_init=0.02):
+    """A small config of the real class (2 layers of hidden 64 for tests; wider and deeper for the toy world; head
+    dim 16, vision depth 2). Vocabulary and special ids come from the tokenizer (toy.toy_tokenizer() by default).
+    vision_init: the std of the vision tower's random weights (HF's initializer_range)."""
     if tokenizer is None:
         from toy import toy_tokenizer
         tokenizer = toy_tokenizer()
     tid = tokenizer.convert_tokens_to_ids
-    text = dict(vocab_size=len(tokenizer), hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
+    text = dict(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
+                num_attention_heads=hidden // 16, num_key_value_heads=hidden // 32, max_position_embeddings=4096,
                 bos_token_id=tokenizer.bos_token_id, eos_token_id=tid("<|im_end|>"),
                 pad_token_id=tokenizer.pad_token_id)
-    vision = dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=64,
-                  spatial_merge_size=2, temporal_patch_size=2)
+    vision = dict(depth=2, hidden_size=32, intermediate_size=64, num_heads=2, out_hidden_size=hidden,
+                  spatial_merge_size=2, temporal_patch_size=2, initializer_range=vision_init)
     if family == "qwen2_5_vl":  # head_dim 16: mrope_section sums to 8, as (16, 24, 24) does to 64 at 7B
         text["rope_parameters"] = dict(rope_type="default", rope_theta=1e6, mrope_section=[2, 3, 3])
         vision.update(patch_size=14, tokens_per_second=2, window_size=112, fullatt_block_indexes=[1])

@@ -258,11 +258,13 @@ def format_reward(completion):
     return float(ok)
 
 
-def score(completion, sample, w_accuracy=0.5, w_format=0.5):
+def score(completion, sample, w_accuracy=0.5, w_format=0.5, dual=True):
     """Reward of one completion for one schema row (`task`, `options`, `answer`, `segment`).
 
     total = w_accuracy * accuracy + w_format * format, in [0, w_accuracy + w_format] (see the module docstring
-    for accuracy and iou per task). Never raises on the completion; an unknown task is a ValueError.
+    for accuracy and iou per task). dual=False scores gqa on its option letter alone (accuracy = 1[right]; the IoU
+    is still measured, not rewarded): the answer-only baseline of the dual reward. Never raises on the completion;
+    an unknown task is a ValueError.
     """
     task = sample["task"]
     if task not in TASKS:
@@ -279,7 +281,7 @@ def score(completion, sample, w_accuracy=0.5, w_format=0.5):
     iou = iop = 0.0
     if task != "mcq":
         iou, iop = temporal_iou(segment, sample["segment"]), temporal_iop(segment, sample["segment"])
-    accuracy = {"mcq": float(right), "tvg": iou, "gqa": (float(right) + iou) / 2}[task]
+    accuracy = {"mcq": float(right), "tvg": iou, "gqa": (float(right) + iou) / 2 if dual else float(right)}[task]
     parsed = (option is not None or task == "tvg") and (segment is not None or task == "mcq")
     fmt = format_reward(completion)
     return Reward(total=w_accuracy * accuracy + w_format * fmt, format=fmt, accuracy=accuracy, iou=iou, iop=iop,

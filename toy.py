@@ -1,10 +1,14 @@
 """The synthetic toy world: short clips of coloured shapes sliding across a dark frame, with questions whose
 answers come from the generator's own parameters, and a small real tokenizer for its texts.
 
-    python toy.py --out toy --n 64 --seed 0      # 48 train / 16 test clips (64x64 mp4) + toy/tokenizer
+    python toy.py --out toy --n 64 --seed 0      # 48 train / 16 test clips (32x32 mp4) + toy/tokenizer
 
 It exists so that the whole method (SFT warm start, GRPO, selection, eval) runs end to end on a CPU in minutes,
 with the three tasks of the paper keeping their nature: mcq asks a colour, tvg a time span, gqa both.
+
+Made to be learnable by a model of a million parameters in minutes: one shape per clip, frames of 32x32 (one
+video token per 1 s block at the toy's video budget), and a mid-grey background, the mean pixel of the Qwen
+image normalisation, so a background pixel enters the vision tower as zero and a frame's features are its shape.
 """
 
 import argparse
@@ -19,41 +23,29 @@ from data import SPECIAL_TOKENS, SYSTEM, TASKS, letters, target_text, user_text
 
 COLOURS = {"red": (220, 40, 40), "green": (40, 190, 60), "blue": (50, 90, 230), "yellow": (230, 210, 40)}
 KINDS = ("circle", "square")
-TOY_FPS, TOY_SIZE, TOY_BACKGROUND = 4, 64, (24, 24, 24)
+TOY_FPS, TOY_SIZE, TOY_BACKGROUND = 4, 32, (123, 117, 104)  # background = Qwen's normalisation mean x 255
 
 
-def toy_scene(rng: random.Random, task: str) -> dict:
-    """A clip of 4-8 s with one or two shapes of distinct colours, each visible on [start, end) (a 0.5 s grid,
-    >= 1 s long) while sliding horizontally, left or right (two shapes move in opposite directions)."""
-    duration = rng.randint(4, 8)
-    n = 1 if task == "tvg" and rng.random() < 0.5 else 2
-    while True:
-        shapes = []
-        directions = rng.sample(["left", "right"], 2)
-        for colour, y, direction in zip(rng.sample(list(COLOURS), n), rng.sample([18, 46], n), directions):
-            a = rng.randint(0, 2 * duration - 2)  # half seconds
-            b = rng.randint(a + 2, 2 * duration)
-            shape = dict(colour=colour, kind=rng.choice(KINDS), y=y, direction=direction, start=a / 2, end=b / 2)
-            shapes.append(shape)
-        if n == 1 or shapes[0]["start"] != shapes[1]["start"]:  # "appears first" must be well defined
-            return dict(duration=duration, shapes=shapes)
+def toy_scene(rng: random.Random, durations=(4, 8)) -> dict:
+    """A clip of a whole number of seconds in `durations` with one shape, visible on [start, end) (a 0.5 s grid,
+    >= 1 s long) while sliding horizontally, left or right."""
+    duration = rng.randint(*durations)
+    a = rng.randint(0, 2 * duration - 2)  # half seconds
+    b = rng.randint(a + 2, 2 * duration)
+    shape = dict(colour=rng.choice(list(COLOURS)), kind=rng.choice(KINDS), y=rng.choice([9, 16, 23]),
+                 direction=rng.choice(["left", "right"]), start=a / 2, end=b / 2)
+    return dict(duration=duration, shapes=[shape])
 
 
 def toy_row(scene: dict, task: str, rng: random.Random, rid: str, video: str) -> dict:
-    """Question and ground truth of a scene, from the generator's own parameters."""
+    """Question and ground truth of a scene, from the generator's own parameters: mcq asks the shape's colour, tvg
+    when the shape of a colour is visible, gqa both (the colour, and the moment that shows it)."""
     row = dict(id=rid, video=video, task=task, duration=float(scene["duration"]))
-    shapes, options = scene["shapes"], list(COLOURS)
-    if task == "mcq":
-        direction = rng.choice(["left", "right"])
-        shape = next(s for s in shapes if s["direction"] == direction)
-        row["question"] = f"What colour is the shape that moves {direction}?"
-    elif task == "tvg":
-        shape = rng.choice(shapes)
+    shape, options = rng.choice(scene["shapes"]), list(COLOURS)
+    if task == "tvg":
         row["question"] = f"When is the {shape['colour']} {shape['kind']} visible?"
     else:
-        which = rng.choice(["first", "last"])
-        shape = sorted(shapes, key=lambda s: s["start"])[0 if which == "first" else -1]
-        row["question"] = f"What colour is the shape that appears {which}?"
+        row["question"] = f"What colour is the {shape['kind']}?"
     if task in ("mcq", "gqa"):
         row["options"], row["answer"] = options, letters(4)[options.index(shape["colour"])]
     if task in ("tvg", "gqa"):
@@ -62,7 +54,7 @@ def toy_row(scene: dict, task: str, rng: random.Random, rid: str, video: str) ->
 
 
 def toy_frames(scene: dict) -> np.ndarray:
-    """Render a scene at TOY_FPS -> uint8 [T, 64, 64, 3]. A shape crosses 36 px during its visible interval."""
+    """Render a scene at TOY_FPS -> uint8 [T, 32, 32, 3]. A shape crosses 16 px during its visible interval."""
     T = TOY_FPS * scene["duration"]
     frames = np.empty((T, TOY_SIZE, TOY_SIZE, 3), np.uint8)
     frames[:] = TOY_BACKGROUND
@@ -71,11 +63,11 @@ def toy_frames(scene: dict) -> np.ndarray:
         for k in range(T):
             if s["start"] <= k / TOY_FPS < s["end"]:
                 p = (k / TOY_FPS - s["start"]) / (s["end"] - s["start"])
-                x = 14 + 36 * p if s["direction"] == "right" else 50 - 36 * p
+                x = 8 + 16 * p if s["direction"] == "right" else 24 - 16 * p
                 if s["kind"] == "circle":
-                    mask = (xx - x) ** 2 + (yy - s["y"]) ** 2 <= 81
+                    mask = (xx - x) ** 2 + (yy - s["y"]) ** 2 <= 36
                 else:
-                    mask = (np.abs(xx - x) <= 8) & (np.abs(yy - s["y"]) <= 8)
+                    mask = (np.abs(xx - x) <= 5) & (np.abs(yy - s["y"]) <= 5)
                 frames[k][mask] = COLOURS[s["colour"]]
     return frames
 
@@ -91,17 +83,18 @@ def write_mp4(path: str, frames: np.ndarray, fps: int) -> None:
         container.mux(stream.encode())
 
 
-def make_toy(out: str, n: int = 64, seed: int = 0) -> tuple[str, str]:
-    """Write the toy dataset: out/videos/toy_XXXXX.mp4, out/train.jsonl (first n - n//4 clips),
-    out/test.jsonl (last n//4), out/tokenizer. Clip i has task TASKS[i % 3] and depends only on (seed, i)."""
+def make_toy(out: str, n: int = 64, seed: int = 0, n_test: int | None = None, durations=(4, 8)) -> tuple[str, str]:
+    """Write the toy dataset: out/videos/toy_XXXXX.mp4, out/train.jsonl (the first n - n_test clips),
+    out/test.jsonl (the last n_test, n//4 by default), out/tokenizer. Clip i has task TASKS[i % 3] and depends only
+    on (seed, i, durations). Other durations make a variant of the toy world (e.g. longer clips, out of domain)."""
     os.makedirs(os.path.join(out, "videos"), exist_ok=True)
-    rows = []
+    rows, tag = [], "" if tuple(durations) == (4, 8) else f"-{durations[0]}-{durations[1]}"
     for i in range(n):
-        rng, task = random.Random(f"toy-{seed}-{i}"), TASKS[i % 3]
-        scene, video = toy_scene(rng, task), f"videos/toy_{i:05d}.mp4"
+        rng, task = random.Random(f"toy-{seed}-{i}{tag}"), TASKS[i % 3]
+        scene, video = toy_scene(rng, durations), f"videos/toy_{i:05d}.mp4"
         write_mp4(os.path.join(out, video), toy_frames(scene), TOY_FPS)
         rows.append(toy_row(scene, task, rng, f"toy-{i:05d}", video))
-    n_train = n - n // 4
+    n_train = n - (n // 4 if n_test is None else n_test)
     for name, part in (("train.jsonl", rows[:n_train]), ("test.jsonl", rows[n_train:])):
         with open(os.path.join(out, name), "w", encoding="utf-8") as f:
             f.writelines(json.dumps(r) + "\n" for r in part)
@@ -121,7 +114,7 @@ def toy_corpus() -> list[str]:
     texts = [f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n", "<|im_end|>\n<|im_start|>assistant\n"]
     for i in range(300):
         rng, task = random.Random(f"corpus-{i}"), TASKS[i % 3]
-        row = toy_row(toy_scene(rng, task), task, rng, "", "")
+        row = toy_row(toy_scene(rng), task, rng, "", "")
         texts += [user_text(row), target_text(row)]
     return texts + [f"<{t / 10:.1f} seconds>" for t in range(201)]
 
@@ -129,7 +122,7 @@ def toy_corpus() -> list[str]:
 def toy_tokenizer():
     """A small real tokenizer for the toy world, as a transformers PreTrainedTokenizerFast.
 
-    Vocab (458 ids): the 7 Qwen special tokens (ids 0-6: <|endoftext|> = pad, <|im_start|>, <|im_end|> = eos,
+    Vocab (439 ids): the 7 Qwen special tokens (ids 0-6: <|endoftext|> = pad, <|im_start|>, <|im_end|> = eos,
     <|vision_start|>, <|vision_end|>, <|video_pad|>, <|image_pad|>), the 256 byte-level symbols (so ANY text
     round-trips), byte-level BPE merges learned deterministically from toy_corpus() (vocab_size 512 caps them; the
     corpus runs out first), and the 4 tags <think> </think> <answer> </answer> as single (non-special) tokens.

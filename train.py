@@ -29,10 +29,13 @@ Precision: the policy's weights and AdamW states are float32; with `--dtype bflo
 reduces gradients in float32 (an lr of 1e-6 would vanish in bf16 weights). The reference is stored in `--dtype`.
 """
 
+import concurrent.futures
 import dataclasses
 import math
+import multiprocessing
 import os
 import sys
+import threading
 import time
 
 import numpy as np
@@ -185,7 +188,7 @@ def grpo_step(cfg, policy, reference, optimizer, tokenizer, prompts, seed, devic
     rollout = rollouts(policy, tokenizer, prompts, cfg, seed)  # B*G completions, prompt-major
     t_rollout = time.time() - t0
 
-    scores = [rewards.score(text, prompts[i // G].row) for i, text in enumerate(rollout.texts)]
+    scores = [rewards.score(text, prompts[i // G].row, dual=cfg.reward == "dual") for i, text in enumerate(rollout.texts)]
     reward, finite = reward_tensor(scores, prompts, G)  # [B*G]
     advantages, n_flat = grpo.group_advantages(reward, G, scale=cfg.scale_advantages)  # [B*G]
     advantages = torch.where(finite, advantages, 0.0)
@@ -279,6 +282,7 @@ def run(cfg, rank, world, device):
     tokenizer = AutoTokenizer.from_pretrained(resume or cfg.model)
     # float32 master weights, read once per node (rank 0) and sent to each rank's shard
     policy = distributed.load_sharded(resume or cfg.model, torch.float32, dtype, mesh, device, cfg.grad_checkpointing)
+    policy.model.visual.requires_grad_(not cfg.freeze_vision)
     reference = None
     if cfg.mode == "grpo" and cfg.beta > 0:  # the frozen reference is always the starting model
         reference = distributed.load_sharded(cfg.model, dtype, dtype, mesh, device).eval().requires_grad_(False)
@@ -326,42 +330,118 @@ def run(cfg, rank, world, device):
 # ----------------------------------------------------------------------------------------------------------------
 # the embedded toy default: `python train.py` with no arguments
 
-# The toy's own video budget, so that the toy run keeps its time whatever the release defaults: 2 fps, at most 16
-# frames, each 64x64 clip frame 56x56 (4 squares of 28x28: 4 video tokens per block, at most 32 per clip).
-TOY_VIDEO = dict(fps=2.0, min_frames=4, max_frames=16, video_tokens=32, frame_min_tokens=4)
-TOY_SFT = dict(mode="sft", batch_size=8, pack_prompts=8, lr=2e-3, warmup_steps=10, schedule="cosine", dtype="float32",
-               save_every=1000, resume="auto", **TOY_VIDEO)
-TOY_GRPO = dict(mode="grpo", batch_size=4, pack_prompts=4, group_size=8, lr=2e-4, beta=0.01,
-                max_new_tokens=48, dtype="float32", save_every=20, eval_every=20, resume="auto", **TOY_VIDEO)
+# The toy's own budget, so that the toy run keeps its time whatever the release defaults. Video: 2 fps, at most 16
+# frames, each 32x32 clip frame 28x28 (one video token per 1 s block). Model: hidden 128, 4 layers (0.8 M
+# parameters); its vision tower is random and frozen, standing in for a pretrained one (a random tower that trains
+# along collapses to features that no longer tell colours apart before the language model learns to read them).
+# Warm start: SFT on a small labelled part of the train split; then GRPO on all of it, answers found by sampling.
+TOY_MODEL = dict(hidden=128, layers=4, vision_init=0.1)
+TOY_VIDEO = dict(fps=2.0, min_frames=4, max_frames=16, video_tokens=16, frame_min_tokens=1, freeze_vision=True,
+                 dtype="float32", resume="auto")
+TOY_SFT = dict(mode="sft", batch_size=8, pack_prompts=8, lr=2e-3, warmup_steps=10, schedule="cosine",
+               save_every=1000, **TOY_VIDEO)
+TOY_GRPO = dict(mode="grpo", batch_size=8, pack_prompts=8, group_size=8, lr=2e-4, beta=0.01, max_new_tokens=48,
+                save_every=30, eval_every=30, **TOY_VIDEO)
+
+
+def toy_data(cfg):
+    """The toy world under OUT/toy-data (made once): (train, labelled part, test) JSONL paths."""
+    toy_dir = os.path.join(cfg.out, "toy-data")
+    train_file, test_file = os.path.join(toy_dir, "train.jsonl"), os.path.join(toy_dir, "test.jsonl")
+    labelled = os.path.join(toy_dir, "labelled.jsonl")
+    if not os.path.exists(labelled):
+        toy.make_toy(toy_dir, n=cfg.toy_n, seed=cfg.seed, n_test=cfg.toy_n // 4)
+        with open(train_file, encoding="utf-8") as f, open(labelled + ".tmp", "w", encoding="utf-8") as out:
+            out.writelines(f.readlines()[:cfg.toy_labelled])
+        os.replace(labelled + ".tmp", labelled)
+    return train_file, labelled, test_file
+
+
+def make_toy_model(init, seed):
+    """The toy model (random, TOY_MODEL) and the toy tokenizer saved in HF format to `init`, once."""
+    if dist.get_rank() == 0 and not os.path.exists(os.path.join(init, "config.json")):
+        tokenizer = toy.toy_tokenizer()
+        torch.manual_seed(seed)
+        vlm.load_model(vlm.tiny_config("qwen2_5_vl", tokenizer, **TOY_MODEL)).save_pretrained(init)
+        tokenizer.save_pretrained(init)
+    dist.barrier()
+
+
+def toy_seed(cfg, seed, files):
+    """One seed of the toy default in OUT/seed-S: tiny model -> SFT warm start -> GRPO -> (before, after) test
+    metrics. Runs as a world of one (its own process) or on every rank of a torchrun world."""
+    distributed.init(need_group=True, timeout_minutes=cfg.dist_timeout_minutes)
+    train_file, labelled, test_file = files
+    out = os.path.join(cfg.out, f"seed-{seed}")
+    make_toy_model(os.path.join(out, "init"), seed)
+    sft = train(dataclasses.replace(cfg, model=os.path.join(out, "init"), data=labelled, out=os.path.join(out, "sft"),
+                                    seed=seed, steps=cfg.toy_sft_steps, **TOY_SFT))
+    before = evaluate_checkpoint(sft, test_file, cfg)
+    final = train(dataclasses.replace(cfg, model=sft, data=train_file, test_data=test_file, seed=seed,
+                                      out=os.path.join(out, "grpo"), steps=cfg.toy_grpo_steps, **TOY_GRPO))
+    return before, evaluate_checkpoint(final, test_file, cfg)
+
+
+def in_own_process(parent, log, fn, *args):
+    """fn(*args) in this (spawned) process with one thread, its output appended to `log`; the process ends when
+    `parent` (the command that started it) is gone, killed or not, so nothing runs on unseen (resume continues)."""
+    def exit_with_parent():
+        while os.getppid() == parent:
+            time.sleep(2)
+        os._exit(1)
+    threading.Thread(target=exit_with_parent, daemon=True).start()
+    torch.set_num_threads(1)
+    os.makedirs(os.path.dirname(log), exist_ok=True)
+    with open(log, "a", encoding="utf-8") as out:
+        sys.stdout = sys.stderr = out
+        try:
+            return fn(*args)
+        finally:
+            distributed.close()
+
+
+def side_by_side(fn, runs, out):
+    """[fn(*args) for (name, args) in runs], each in its own process of one thread (logs in OUT/NAME/log.txt)."""
+    spawn = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(len(runs), mp_context=spawn) as pool:
+        futures = [pool.submit(in_own_process, os.getpid(), os.path.join(out, name, "log.txt"), fn, *args)
+                   for name, args in runs]
+        return [f.result() for f in futures]
+
+
+TOY_METRICS = {"test reward": "reward", "mcq accuracy (chance 0.25)": "mcq/accuracy",
+               "tvg mIoU": "tvg/mIoU", "tvg R@0.5": "tvg/R@0.5", "gqa accuracy (chance 0.25)": "gqa/accuracy",
+               "gqa mIoU": "gqa/mIoU", "gqa Acc@GQA": "gqa/Acc@GQA"}
+
+
+def toy_table(results):
+    """[(before, after) per seed] -> the printed table: SFT start, after GRPO, gain; mean and spread over seeds."""
+    lines = [f" {'toy test split':<28} {'SFT start':>10} {'after GRPO':>11} {'gain':>7}   gain per seed"]
+    for name, key in TOY_METRICS.items():
+        before, after = (np.array([r[i][key] for r in results]) for i in (0, 1))
+        gains = after - before
+        lines.append(f" {name:<28} {before.mean():>10.3f} {after.mean():>11.3f} {gains.mean():>+7.3f}   "
+                     + " ".join(f"{g:+.3f}" for g in gains) + f"  (spread {gains.max() - gains.min():.3f})")
+    return "\n".join(lines)
 
 
 def toy_default(cfg):
-    """Toy task -> tiny model -> SFT warm start -> GRPO -> test accuracy/mIoU before and after."""
-    rank, world, device = distributed.init(need_group=True, timeout_minutes=cfg.dist_timeout_minutes)
-    toy_dir = os.path.join(cfg.out, "toy-data")
-    if rank == 0 and not os.path.exists(os.path.join(toy_dir, "test.jsonl")):
-        toy.make_toy(toy_dir, n=cfg.toy_n, seed=cfg.seed)
-    init = os.path.join(cfg.out, "init")
-    if rank == 0 and not os.path.exists(os.path.join(init, "config.json")):
-        tokenizer = toy.toy_tokenizer()
-        torch.manual_seed(cfg.seed)
-        vlm.load_model(vlm.tiny_config("qwen2_5_vl", tokenizer)).save_pretrained(init)
-        tokenizer.save_pretrained(init)
-    dist.barrier()
-    train_file, test_file = os.path.join(toy_dir, "train.jsonl"), os.path.join(toy_dir, "test.jsonl")
-    sft = train(dataclasses.replace(cfg, model=init, data=train_file, out=os.path.join(cfg.out, "sft"),
-                                    steps=cfg.toy_sft_steps, **TOY_SFT))
-    before = evaluate_checkpoint(sft, test_file, cfg)
-    final = train(dataclasses.replace(cfg, model=sft, data=train_file, test_data=test_file,
-                                      out=os.path.join(cfg.out, "grpo"), steps=cfg.toy_grpo_steps, **TOY_GRPO))
-    after = evaluate_checkpoint(final, test_file, cfg)
-    if rank == 0:
-        print("\n toy test split     SFT start -> after GRPO")
-        for key in sorted(set(before) & set(after)):
-            if isinstance(before[key], float):
-                print(f" {key:<18} {before[key]:.3f}  ->  {after[key]:.3f}")
-        print(f"\n curves: {os.path.join(cfg.out, 'grpo', 'curves.png')}\n checkpoint: {final}")
-    return before, after
+    """The toy world -> `--toy-seeds` seeds of (tiny model -> SFT warm start -> GRPO), side by side in processes of
+    one thread each (in turn under torchrun) -> test metrics before and after, mean and spread over the seeds."""
+    t0, seeds = time.time(), [cfg.seed + k for k in range(cfg.toy_seeds)]
+    if "RANK" in os.environ:  # torchrun: every rank runs every seed, in turn
+        distributed.init(need_group=True, timeout_minutes=cfg.dist_timeout_minutes)
+        files = toy_data(cfg) if dist.get_rank() == 0 else None
+        files = distributed.broadcast(files)
+        results = [toy_seed(cfg, seed, files) for seed in seeds]
+    else:
+        files = toy_data(cfg)
+        print(f"toy default: {len(seeds)} seeds side by side, logs in {cfg.out}/seed-*/log.txt")
+        results = side_by_side(toy_seed, [(f"seed-{s}", (cfg, s, files)) for s in seeds], cfg.out)
+    if not dist.is_initialized() or dist.get_rank() == 0:
+        print(f"\n{toy_table(results)}\n\n {len(seeds)} seeds in {(time.time() - t0) / 60:.1f} min;"
+              f" curves: {cfg.out}/seed-{seeds[0]}/grpo/curves.png")
+    return results
 
 
 def evaluate_checkpoint(path, test_file, cfg):
@@ -371,8 +451,8 @@ def evaluate_checkpoint(path, test_file, cfg):
         policy, tokenizer = vlm.load_policy(path, torch.device("cpu"), torch.float32)
         video_cfg = video.video_config(dataclasses.replace(cfg, **TOY_GRPO))
         metrics = evaluation.flatten(evaluation.evaluate(policy, tokenizer, data.load_jsonl(test_file),
-                                                         policy.config.model_type, video_cfg,
-                                                         max_new_tokens=TOY_GRPO["max_new_tokens"]))
+                                                         policy.config.model_type, video_cfg, batch_size=16,
+                                                         max_new_tokens=TOY_GRPO["max_new_tokens"], progress=False))
     dist.barrier()
     return metrics
 

@@ -18,7 +18,7 @@ def pytest_configure(config):
 
 @pytest.fixture(scope="session")
 def toy_dir(tmp_path_factory):
-    """make_toy(n=6): 5 train + 1 test clips (mcq, tvg, gqa, mcq, tvg | gqa), 4-8 s, 64x64 px, 4 fps mp4."""
+    """make_toy(n=6): 5 train + 1 test clips (mcq, tvg, gqa, mcq, tvg | gqa), 4-8 s, 32x32 px, 4 fps mp4."""
     import toy
     out = tmp_path_factory.mktemp("toy")
     toy.make_toy(str(out), n=6, seed=0)

@@ -46,19 +46,28 @@ def test_toy_ground_truth_is_what_the_frames_show(toy_dir):
             colour = row["question"].split()[3]  # "When is the {colour} {kind} visible?"
         else:
             colour = row["options"][ord(row["answer"]) - ord("A")]
-        masks = colour_masks(frames, colour)
-        seen = masks.sum((1, 2)) > 30  # [T]
+        seen = colour_masks(frames, colour).sum((1, 2)) > 10  # [T]: the shape (about 100 px of 32x32) is there
+        assert seen.any() and not any(colour_masks(frames, c).sum() > 10 for c in toy.COLOURS if c != colour), row
         if row["task"] in ("tvg", "gqa"):
             start, end = row["segment"]
             assert seen.tolist() == [start <= t < end for t in times], row
-        if row["task"] == "mcq":
-            xs = [np.nonzero(m)[1].mean() for m in masks if m.sum() > 30]  # centroid column per visible frame
-            assert len(xs) >= 2 and (xs[-1] < xs[0]) == ("left" in row["question"]), row
-        if row["task"] == "gqa":
-            others = [c for c in toy.COLOURS if c != colour and colour_masks(frames, c).sum() > 30]
-            first_seen = {c: times[int(np.argmax(colour_masks(frames, c).sum((1, 2)) > 30))] for c in others}
-            earlier = all(start < t for t in first_seen.values())
-            assert earlier == ("first" in row["question"]), row
+
+
+def test_the_background_enters_the_vision_tower_as_zero(toy_dir):
+    """The mid-grey background is the mean of the Qwen pixel normalisation: its patches are (nearly) zero, so a
+    patch's values are those of the shape over it."""
+    row = toy_rows(toy_dir)[0]
+    frames, _, _ = video.read_video(row["video"], VideoConfig(), row["id"])
+    corners = frames[:, [0, 0, -1, -1], [0, -1, 0, -1]]  # [T, 4, 3]: no shape ever reaches a corner
+    normalised = (corners / 255.0 - np.array(video.CLIP_MEAN)) / np.array(video.CLIP_STD)
+    assert np.abs(normalised).max() < 0.05
+
+
+def test_out_of_domain_variant_has_longer_clips(tmp_path):
+    toy.make_toy(str(tmp_path / "ood"), n=3, seed=0, n_test=3, durations=(10, 14))
+    rows = data.load_jsonl(str(tmp_path / "ood" / "test.jsonl"))
+    assert len(rows) == 3 and all(10 <= r["duration"] <= 14 for r in rows)
+    assert data.load_jsonl(str(tmp_path / "ood" / "train.jsonl")) == []
 
 
 def test_toy_tokenizer(toy_dir, toy_tok):

@@ -176,15 +176,19 @@ def test_sft_mode_lowers_the_loss(warm):
     assert sum(losses[-5:]) / 5 < 0.3 * losses[0], losses
 
 
-def test_toy_default_scaled_down_improves_reward(tmp_path):
-    """`python train.py` with no --model is the toy default; scaled down here, on a fixed seed, the GRPO reward
-    of its last steps beats its first steps'."""
+def test_toy_default_scaled_down_two_seeds_side_by_side(tmp_path):
+    """`python train.py` with no --model is the toy default: here 2 seeds of a short run, each in its own process.
+    Each seed's GRPO run logs the held-out test reward (every 25 steps and at the last), its curves are drawn, and the
+    table holds every seed's gain and their spread."""
     out = tmp_path / "toy"
-    proc = run([sys.executable, "train.py", "--out", str(out), "--toy_n", "48", "--toy_sft_steps", "200",
-                "--toy_grpo_steps", "40"], cwd=ROOT)
-    rewards = [m["reward"] for m in metrics(out / "grpo")]
-    assert sum(rewards[-10:]) / 10 > sum(rewards[:10]) / 10, rewards
-    assert "after GRPO" in proc.stdout and (out / "grpo" / "curves.png").exists()
+    proc = run([sys.executable, "train.py", "--out", str(out), "--toy_n", "48", "--toy_labelled", "24",
+                "--toy_sft_steps", "60", "--toy_grpo_steps", "4", "--toy_seeds", "2"], cwd=ROOT)
+    for seed in (0, 1):
+        tested = [m["step"] for m in metrics(out / f"seed-{seed}" / "grpo") if "test/reward" in m]
+        assert tested == [4] and (out / f"seed-{seed}" / "grpo" / "curves.png").exists()
+        assert "sft: 24 rows" in (out / f"seed-{seed}" / "log.txt").read_text()  # the labelled part only
+    table = proc.stdout.split("gain per seed")[1]
+    assert "test reward" in table and "(spread" in table and "2 seeds in" in proc.stdout
 
 
 def test_held_out_test_reward_every_n_steps_in_the_log_and_the_curves(toy, warm, tmp_path):

@@ -1,0 +1,203 @@
+"""reproduce.py: the paper's three claims in miniature on the toy world, a few seeds each, verdicts computed.
+
+    python reproduce.py              # 3 seeds -> runs/reproduce/table.md and claims.png
+    python reproduce.py --quick      # a few minutes: fewer clips and steps, 2 seeds (what the tests run)
+
+Per seed s, from one warm start W_s (the tiny toy model after SFT on the labelled part, as `python train.py`):
+  1. RL vs SFT: W_s + B steps of GRPO  vs  W_s + B steps of SFT, both on the whole train split (same prompts and
+     batch size; SFT reads the ground truth). Scored on the test split (in domain) and on a variant of the toy world
+     that no stage trains on: clips of 10-14 s instead of 4-8 (out of domain).
+  2. Data efficiency: GRPO for B steps on the rows that select_data.py keeps with W_s (at most half of them) vs
+     on all rows vs on a random subset of the same size.
+  3. Dual reward: GRPO for B steps with gqa rewarded by (1[option right] + IoU) / 2 vs by 1[option right] alone.
+
+A verdict compares two arms by their difference d_s on each seed: "holds" when the mean of d lies more than two
+standard errors (std(d) / sqrt(seeds)) above zero, "does not hold" when as far below, else "within noise". A claim
+that one arm is only "no worse" holds unless it does not hold. Nothing here chooses among seeds.
+"""
+
+import argparse
+import dataclasses
+import json
+import os
+import random
+import time
+
+import numpy as np
+
+import config
+import select_data
+import toy
+import train
+
+ARMS = ("warm", "grpo", "sft", "selected", "random", "answer_only")
+# (claim, metric, split, arm a, arm b, kind): kind "better" = a beats b, "no worse" = a is not beaten by b
+COMPARISONS = [
+    ("1. RL vs SFT", "reward", "test", "grpo", "sft", "better"),
+    ("1. RL vs SFT", "reward", "ood", "grpo", "sft", "better"),
+    ("2. data efficiency", "reward", "test", "selected", "all", "no worse"),
+    ("2. data efficiency", "reward", "test", "selected", "random", "better"),
+    ("3. dual reward", "gqa/accuracy", "test", "grpo", "answer_only", "no worse"),
+    ("3. dual reward", "gqa/mIoU", "test", "grpo", "answer_only", "better"),
+]
+
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--out", default="runs/reproduce")
+    p.add_argument("--quick", action="store_true", help="a few minutes: 96 clips, short runs, 2 seeds")
+    p.add_argument("--seeds", type=int, default=None, help="default 3 (2 with --quick)")
+    return p.parse_args(argv)
+
+
+def settings(args):
+    """The toy default's Config with reproduce's folder and budget; B = toy_grpo_steps for every arm."""
+    cfg = config.Config(out=args.out)
+    if args.quick:
+        cfg = dataclasses.replace(cfg, toy_n=96, toy_labelled=24, toy_sft_steps=150, toy_grpo_steps=8)
+    return cfg
+
+
+def write_ood(cfg):
+    """The out-of-domain test split: clips of 10-14 s (training sees 4-8 s), as many as the test split."""
+    ood_dir = os.path.join(cfg.out, "toy-ood")
+    if not os.path.exists(os.path.join(ood_dir, "test.jsonl")):
+        n = cfg.toy_n // 4
+        toy.make_toy(ood_dir, n=n, seed=cfg.seed, n_test=n, durations=(10, 14))
+    return os.path.join(ood_dir, "test.jsonl")
+
+
+def arm(cfg, seed, name, start, data_file, **changes):
+    """B more steps from the warm start: GRPO (the toy default's) unless changes say otherwise -> last checkpoint."""
+    kind = train.TOY_SFT if changes.get("mode") == "sft" else train.TOY_GRPO
+    run = dict(kind, eval_every=0, save_every=cfg.toy_grpo_steps, **changes)
+    if run["mode"] == "sft":  # the same prompts per step as GRPO, at the warm start's final learning rate scale
+        run.update(batch_size=train.TOY_GRPO["batch_size"], pack_prompts=train.TOY_GRPO["pack_prompts"],
+                   schedule="constant", warmup_steps=0, lr=train.TOY_GRPO["lr"])
+    return train.train(dataclasses.replace(cfg, model=start, data=data_file, seed=seed, steps=cfg.toy_grpo_steps,
+                                           out=os.path.join(cfg.out, f"seed-{seed}", name), **run))
+
+
+def select_rows(cfg, seed, start, train_file):
+    """select_data.py with the warm start (K = G, the GRPO sampling settings), at most half the rows kept
+    -> (selected JSONL, random JSONL of the same size)."""
+    folder = os.path.join(cfg.out, f"seed-{seed}")
+    selected, rand = os.path.join(folder, "selected.jsonl"), os.path.join(folder, "random.jsonl")
+    rows = open(train_file, encoding="utf-8").readlines()
+    if not os.path.exists(rand):
+        video_flags = [f"--{k.replace('_', '-')}={train.TOY_VIDEO[k]}" for k in
+                       ("fps", "min_frames", "max_frames", "video_tokens", "frame_min_tokens")]
+        select_data.main(["--model", start, "--data", train_file, "--out", selected, "--k",
+                          str(train.TOY_GRPO["group_size"]), "--max-new-tokens", str(train.TOY_GRPO["max_new_tokens"]),
+                          "--batch-size", "8", "--seed", str(seed), "--top-n", str(len(rows) // 2), *video_flags])
+        n_kept = len(open(selected, encoding="utf-8").readlines())
+        picked = random.Random(seed).sample(rows, n_kept)  # video paths rewritten as select_data.py does for its own
+        with open(rand + ".tmp", "w", encoding="utf-8") as f:
+            f.writelines(select_data.moved_video_path(line, os.path.dirname(train_file), folder) + "\n"
+                         for line in picked)
+        os.replace(rand + ".tmp", rand)
+    return selected, rand
+
+
+def seed_runs(cfg, seed, files, ood_file):
+    """Every arm of one seed -> {arm: {"test": metrics, "ood": metrics}, "rows": (kept, all)}."""
+    train.distributed.init(need_group=True, timeout_minutes=cfg.dist_timeout_minutes)
+    train_file, labelled, test_file = files
+    folder = os.path.join(cfg.out, f"seed-{seed}")
+    init = os.path.join(folder, "init")
+    train.make_toy_model(init, seed)  # the warm start is the toy default's: init, then SFT on the labelled part
+    warm = train.train(dataclasses.replace(cfg, model=init, data=labelled, out=os.path.join(folder, "warm"),
+                                           seed=seed, steps=cfg.toy_sft_steps, **train.TOY_SFT))
+    selected, rand = select_rows(cfg, seed, warm, train_file)
+    finals = {"warm": warm,
+              "grpo": arm(cfg, seed, "grpo", warm, train_file),
+              "sft": arm(cfg, seed, "sft", warm, train_file, mode="sft"),
+              "selected": arm(cfg, seed, "selected", warm, selected),
+              "random": arm(cfg, seed, "random", warm, rand),
+              "answer_only": arm(cfg, seed, "answer_only", warm, train_file, reward="answer")}
+    scores = {name: {"test": train.evaluate_checkpoint(path, test_file, cfg),
+                     "ood": train.evaluate_checkpoint(path, ood_file, cfg)} for name, path in finals.items()}
+    scores["rows"] = (len(open(selected).readlines()), len(open(train_file).readlines()))
+    return scores
+
+
+def value(scores, arm_name, split, metric):
+    return scores["grpo" if arm_name == "all" else arm_name][split][metric]
+
+
+def verdict(diffs, kind):
+    """Per-seed differences a - b -> "holds" | "does not hold" | "within noise" (see the module docstring)."""
+    d = np.asarray(diffs, dtype=float)
+    se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("inf")
+    above, below = d.mean() - 2 * se > 0, d.mean() + 2 * se < 0
+    if kind == "no worse":
+        return "does not hold" if below else "holds"
+    return "holds" if above else "does not hold" if below else "within noise"
+
+
+def table(results, minutes):
+    """results: [seed_runs(...) per seed] -> the Markdown table (one row per comparison, then one per claim)."""
+    n_kept, n_rows = results[0]["rows"]
+    lines = [f"{len(results)} seeds; GRPO arms take the same steps; selection kept {n_kept} of {n_rows} rows (seed 0)",
+             "", "| claim | metric (split) | a | b | mean a | mean b | a - b per seed | verdict |",
+             "|---|---|---|---|---|---|---|---|"]
+    claims = {}
+    for claim, metric, split, a, b, kind in COMPARISONS:
+        va = [value(r, a, split, metric) for r in results]
+        vb = [value(r, b, split, metric) for r in results]
+        diffs = [x - y for x, y in zip(va, vb)]
+        v = verdict(diffs, kind)
+        claims.setdefault(claim, []).append(v)
+        lines.append(f"| {claim} | {metric} ({split}) | {a} | {b} ({kind}) | {np.mean(va):.3f} | {np.mean(vb):.3f} | "
+                     + " ".join(f"{x:+.3f}" for x in diffs) + f" | {v} |")
+    lines += ["", "| claim | verdict |", "|---|---|"]
+    for claim, vs in claims.items():
+        whole = "does not hold" if "does not hold" in vs else "holds" if all(v == "holds" for v in vs) \
+            else "within noise"
+        lines.append(f"| {claim} | {whole} |")
+    lines += ["", f"Measured in {minutes:.1f} min; warm start = SFT on the labelled part (test reward "
+                  f"{np.mean([r['warm']['test']['reward'] for r in results]):.3f})."]
+    return "\n".join(lines) + "\n"
+
+
+def plot(results, path):
+    """claims.png: one panel per claim, each arm's mean with one dot per seed."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    panels = [("1. RL vs SFT: test reward", [("warm", "test"), ("sft", "test"), ("grpo", "test"),
+                                            ("warm", "ood"), ("sft", "ood"), ("grpo", "ood")], "reward"),
+              ("2. data efficiency: test reward", [("all", "test"), ("selected", "test"), ("random", "test")],
+               "reward"),
+              ("3. dual reward: gqa mIoU", [("answer_only", "test"), ("grpo", "test")], "gqa/mIoU")]
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
+    for ax, (title, bars, metric) in zip(axes, panels):
+        for x, (a, split) in enumerate(bars):
+            values = [value(r, a, split, metric) for r in results]
+            ax.bar(x, np.mean(values), color="C0" if split == "test" else "C1", alpha=0.6)
+            ax.plot([x] * len(values), values, "k.", ms=5)
+        ax.set_xticks(range(len(bars)), [f"{a}\n({s})" for a, s in bars], fontsize=7)
+        ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    cfg, t0 = settings(args), time.time()
+    seeds = [cfg.seed + k for k in range(args.seeds or (2 if args.quick else 3))]
+    files, ood_file = train.toy_data(cfg), write_ood(cfg)
+    print(f"reproduce: {len(seeds)} seeds side by side, logs in {cfg.out}/seed-*/log.txt")
+    results = train.side_by_side(seed_runs, [(f"seed-{s}", (cfg, s, files, ood_file)) for s in seeds], cfg.out)
+    with open(os.path.join(cfg.out, "results.json"), "w", encoding="utf-8") as f:
+        json.dump(results, f, indent=1)
+    text = table(results, (time.time() - t0) / 60)
+    with open(os.path.join(cfg.out, "table.md"), "w", encoding="utf-8") as f:
+        f.write(text)
+    plot(results, os.path.join(cfg.out, "claims.png"))
+    print(text + f"\n-> {cfg.out}/table.md, {cfg.out}/claims.png")
+
+
+if __name__ == "__main__":
+    main()

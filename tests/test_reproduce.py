@@ -1,0 +1,53 @@
+"""reproduce.py: how a verdict is computed from per-seed differences, and the quick run end to end."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import reproduce
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_verdict_worked_examples():
+    # d = a - b per seed; standard error = std(d, ddof=1) / sqrt(3)
+    assert reproduce.verdict([0.10, 0.12, 0.11], "better") == "holds"  # mean 0.11, se 0.006: 0.11 - 0.012 > 0
+    assert reproduce.verdict([-0.10, -0.12, -0.11], "better") == "does not hold"
+    assert reproduce.verdict([0.10, -0.10, 0.05], "better") == "within noise"  # mean 0.017, se 0.06
+    assert reproduce.verdict([0.01, 0.20, 0.02], "better") == "within noise"  # all above zero, but se 0.06 > mean/2
+    assert reproduce.verdict([0.01, -0.02, 0.00], "no worse") == "holds"  # within noise counts as no worse
+    assert reproduce.verdict([-0.10, -0.12, -0.11], "no worse") == "does not hold"
+    assert reproduce.verdict([0.3], "better") == "within noise"  # one seed has no spread to judge by
+
+
+def test_table_verdicts_come_from_the_numbers():
+    def seed(grpo, sft):
+        arm = lambda reward, miou=0.5: {"test": {"reward": reward, "gqa/accuracy": 0.5, "gqa/mIoU": miou},
+                                        "ood": {"reward": reward - 0.1}}
+        return {"warm": arm(0.6), "grpo": arm(grpo), "sft": arm(sft), "selected": arm(grpo), "random": arm(grpo),
+                "answer_only": arm(grpo, miou=0.3), "rows": (10, 30)}
+    text = reproduce.table([seed(0.8, 0.7), seed(0.82, 0.7), seed(0.79, 0.71)], minutes=1.0)
+    assert "| 1. RL vs SFT | reward (test) | grpo | sft (better) | 0.803 | 0.703 | +0.100 +0.120 +0.080 | holds |" in text
+    assert "| 2. data efficiency | reward (test) | selected | random (better) | 0.803 | 0.803 |" in text
+    assert "| 3. dual reward | gqa/mIoU (test) | grpo | answer_only (better) | 0.500 | 0.300 |" in text
+    claims = text.split("| claim | verdict |")[1]
+    assert "| 1. RL vs SFT | holds |" in claims and "| 3. dual reward | holds |" in claims
+    assert "| 2. data efficiency | within noise |" in claims  # selected = random exactly: no gain shown
+
+
+def test_quick_run_writes_table_and_figure(tmp_path):
+    out = tmp_path / "rep"
+    proc = subprocess.run([sys.executable, "reproduce.py", "--quick", "--out", str(out)], cwd=ROOT,
+                          capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    text = (out / "table.md").read_text()
+    verdicts = [line.rsplit(" | ", 2)[-2] for line in text.splitlines() if line.startswith("| ") and "---" not in line
+                and not line.startswith("| claim")]
+    assert len(verdicts) == len(reproduce.COMPARISONS) + 3
+    assert set(verdicts) <= {"holds", "does not hold", "within noise"}
+    results = json.loads((out / "results.json").read_text())
+    assert len(results) == 2 and set(reproduce.ARMS) <= set(results[0])
+    kept, rows = results[0]["rows"]
+    assert 0 < kept <= rows // 2  # the selected subset is at most half of the rows
+    assert (out / "claims.png").stat().st_size > 0
