@@ -80,7 +80,7 @@ class Config:
     toy_n: int = arg(600, "toy clips generated (the last quarter is the test split)")
     toy_labelled: int = arg(150, "toy train rows the SFT warm start sees (GRPO sees them all)")
     toy_sft_steps: int = arg(250, "toy SFT warm-start steps")
-    toy_grpo_steps: int = arg(120, "toy GRPO steps")
+    toy_grpo_steps: int = arg(100, "toy GRPO steps")
     toy_seeds: int = arg(3, "toy runs, seeds --seed, --seed + 1, ...: the table shows the mean and the spread")
 
 

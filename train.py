@@ -340,8 +340,8 @@ TOY_VIDEO = dict(fps=2.0, min_frames=4, max_frames=16, video_tokens=16, frame_mi
                  dtype="float32", resume="auto")
 TOY_SFT = dict(mode="sft", batch_size=8, pack_prompts=8, lr=2e-3, warmup_steps=10, schedule="cosine",
                save_every=1000, **TOY_VIDEO)
-TOY_GRPO = dict(mode="grpo", batch_size=8, pack_prompts=8, group_size=8, lr=2e-4, beta=0.01, max_new_tokens=48,
-                save_every=30, eval_every=30, **TOY_VIDEO)
+TOY_GRPO = dict(mode="grpo", batch_size=8, pack_prompts=8, group_size=8, lr=2e-4, beta=0.0, max_new_tokens=48,
+                save_every=25, eval_every=25, **TOY_VIDEO)
 
 
 def toy_data(cfg):

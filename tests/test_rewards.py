@@ -268,6 +268,15 @@ def test_reward_carries_what_it_read(completion, sample, read):
     assert (got.option, got.segment, got.right, got.parsed, got.iop) == read
 
 
+def test_answer_only_reward_scores_gqa_on_its_option_alone():
+    # gt B, [10, 20]; the answer: B, [15, 25] -> IoU 5 / 15 = 1/3
+    completion = "<think>x</think><answer>B, 15.0 to 25.0</answer>"
+    dual, answer_only = score(completion, GQA), score(completion, GQA, dual=False)
+    assert dual.accuracy == pytest.approx((1 + 1 / 3) / 2) and dual.total == pytest.approx(0.5 + 0.5 * 2 / 3)
+    assert answer_only.accuracy == 1.0 and answer_only.total == 1.0 and answer_only.iou == pytest.approx(1 / 3)
+    assert score("<think>x</think><answer>B</answer>", MCQ, dual=False) == score("<think>x</think><answer>B</answer>", MCQ)
+
+
 def test_weights_and_unknown_task():
     c = "<think>x</think><answer>12.5 to 17.0</answer>"
     assert score(c, TVG, w_accuracy=1.0, w_format=0.0).total == pytest.approx(0.45)

@@ -170,6 +170,19 @@ def test_bf16_compute_keeps_float32_weights_so_small_updates_land(toy, tmp_path)
     assert (end[name] != start[name]).float().mean() > 0.9
 
 
+def test_freeze_vision_keeps_the_vision_tower_as_loaded(toy, tmp_path):
+    """--freeze-vision true: one SFT step moves the language model and leaves every vision weight bit-identical."""
+    out = tmp_path / "frozen"
+    run([sys.executable, "train.py", "--model", str(toy / "init"), "--data", str(toy / "data" / "train.jsonl"),
+         "--out", str(out), "--mode", "sft", "--steps", "1", "--batch_size", "2", "--pack_prompts", "2",
+         "--max_frames", "4", "--dtype", "float32", "--lr", "1e-3", "--save_every", "1", "--freeze-vision", "true"],
+        cwd=ROOT)
+    start, end = load_file(toy / "init" / "model.safetensors"), load_file(out / "checkpoint-1" / "model.safetensors")
+    vision = [name for name in start if name.startswith("visual.")]
+    assert vision and all(torch.equal(start[name], end[name]) for name in vision)
+    assert not torch.equal(start["lm_head.weight"], end["lm_head.weight"])
+
+
 def test_sft_mode_lowers_the_loss(warm):
     """SFT on the ground-truth targets: the NLL falls as the steps go."""
     losses = [m["loss"] for m in metrics(warm)]
