@@ -26,6 +26,7 @@ import time
 import numpy as np
 
 import config
+import distributed
 import select_data
 import toy
 import train
@@ -71,7 +72,7 @@ def arm(cfg, seed, name, start, data_file, **changes):
     """B more steps from the warm start: GRPO (the toy default's) unless changes say otherwise -> last checkpoint."""
     kind = train.TOY_SFT if changes.get("mode") == "sft" else train.TOY_GRPO
     run = dict(kind, eval_every=0, save_every=cfg.toy_grpo_steps, **changes)
-    if run["mode"] == "sft":  # the same prompts per step as GRPO, at the warm start's final learning rate scale
+    if run["mode"] == "sft":  # the same prompts per step as GRPO, at GRPO's learning rate
         run.update(batch_size=train.TOY_GRPO["batch_size"], pack_prompts=train.TOY_GRPO["pack_prompts"],
                    schedule="constant", warmup_steps=0, lr=train.TOY_GRPO["lr"])
     return train.train(dataclasses.replace(cfg, model=start, data=data_file, seed=seed, steps=cfg.toy_grpo_steps,
@@ -93,7 +94,7 @@ def select_rows(cfg, seed, start, train_file):
         n_kept = len(open(selected, encoding="utf-8").readlines())
         picked = random.Random(seed).sample(rows, n_kept)  # video paths rewritten as select_data.py does for its own
         with open(rand + ".tmp", "w", encoding="utf-8") as f:
-            f.writelines(select_data.moved_video_path(line, os.path.dirname(train_file), folder) + "\n"
+            f.writelines(select_data.moved_video_path(line.rstrip("\n"), os.path.dirname(train_file), folder) + "\n"
                          for line in picked)
         os.replace(rand + ".tmp", rand)
     return selected, rand
@@ -101,7 +102,7 @@ def select_rows(cfg, seed, start, train_file):
 
 def seed_runs(cfg, seed, files, ood_file):
     """Every arm of one seed -> {arm: {"test": metrics, "ood": metrics}, "rows": (kept, all)}."""
-    train.distributed.init(need_group=True, timeout_minutes=cfg.dist_timeout_minutes)
+    distributed.init(need_group=True, timeout_minutes=cfg.dist_timeout_minutes)
     train_file, labelled, test_file = files
     folder = os.path.join(cfg.out, f"seed-{seed}")
     init = os.path.join(folder, "init")
