@@ -1,12 +1,18 @@
-"""Processes: one set-up for train.py, select_data.py and eval.py, FSDP2 sharding and loading, the collectives.
+"""Processes: one set-up for train.py, select_data.py and eval.py, FSDP2 sharding and loading, the collectives,
+and independent runs side by side (the toy default's seeds, reproduce.py's), each in a process of one thread.
 
 Under torchrun each process reads its rank from the environment and joins one process group (nccl on GPUs, gloo on
 CPUs). Under plain `python` the same code is a world of one: train.py still asks for a group (FSDP2 needs one even
 for a single process), made on a free local port without touching os.environ; select_data.py and eval.py need none.
 """
 
+import concurrent.futures
+import multiprocessing
 import os
 import socket
+import sys
+import threading
+import time
 from datetime import timedelta
 
 import torch
@@ -144,3 +150,33 @@ def add_timeout_flag(parser):
     """--dist-timeout-minutes for select_data.py and eval.py (train.py has it as a Config field)."""
     parser.add_argument("--dist-timeout-minutes", "--dist_timeout_minutes", type=float, default=TIMEOUT_MINUTES,
                         help="minutes a rank waits at a collective for the others (ranks finish unevenly)")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# independent runs side by side (the toy default's seeds)
+
+def in_own_process(parent, log, fn, *args):
+    """fn(*args) in this (spawned) process with one thread, its output appended to `log`; the process ends when
+    `parent` (the command that started it) is gone, killed or not, so nothing runs on unseen (resume continues)."""
+    def exit_with_parent():
+        while os.getppid() == parent:
+            time.sleep(2)
+        os._exit(1)
+    threading.Thread(target=exit_with_parent, daemon=True).start()
+    torch.set_num_threads(1)
+    os.makedirs(os.path.dirname(log), exist_ok=True)
+    with open(log, "a", encoding="utf-8") as out:
+        sys.stdout = sys.stderr = out
+        try:
+            return fn(*args)
+        finally:
+            close()
+
+
+def side_by_side(fn, runs, out):
+    """[fn(*args) for (name, args) in runs], each in its own process of one thread (logs in OUT/NAME/log.txt)."""
+    spawn = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(len(runs), mp_context=spawn) as pool:
+        futures = [pool.submit(in_own_process, os.getpid(), os.path.join(out, name, "log.txt"), fn, *args)
+                   for name, args in runs]
+        return [f.result() for f in futures]

@@ -190,7 +190,8 @@ def main(argv=None):
     seeds = [cfg.seed + k for k in range(args.seeds or (2 if args.quick else 3))]
     files, ood_file = train.toy_data(cfg), write_ood(cfg)
     print(f"reproduce: {len(seeds)} seeds side by side, logs in {cfg.out}/seed-*/log.txt")
-    results = train.side_by_side(seed_runs, [(f"seed-{s}", (cfg, s, files, ood_file)) for s in seeds], cfg.out)
+    runs = [(f"seed-{s}", (cfg, s, files, ood_file)) for s in seeds]
+    results = distributed.side_by_side(seed_runs, runs, cfg.out)
     with open(os.path.join(cfg.out, "results.json"), "w", encoding="utf-8") as f:
         json.dump(results, f, indent=1)
     text = table(results, (time.time() - t0) / 60)

@@ -29,13 +29,10 @@ Precision: the policy's weights and AdamW states are float32; with `--dtype bflo
 reduces gradients in float32 (an lr of 1e-6 would vanish in bf16 weights). The reference is stored in `--dtype`.
 """
 
-import concurrent.futures
 import dataclasses
 import math
-import multiprocessing
 import os
 import sys
-import threading
 import time
 
 import numpy as np
@@ -188,7 +185,8 @@ def grpo_step(cfg, policy, reference, optimizer, tokenizer, prompts, seed, devic
     rollout = rollouts(policy, tokenizer, prompts, cfg, seed)  # B*G completions, prompt-major
     t_rollout = time.time() - t0
 
-    scores = [rewards.score(text, prompts[i // G].row, dual=cfg.reward == "dual") for i, text in enumerate(rollout.texts)]
+    dual = cfg.reward == "dual"
+    scores = [rewards.score(text, prompts[i // G].row, dual=dual) for i, text in enumerate(rollout.texts)]
     reward, finite = reward_tensor(scores, prompts, G)  # [B*G]
     advantages, n_flat = grpo.group_advantages(reward, G, scale=cfg.scale_advantages)  # [B*G]
     advantages = torch.where(finite, advantages, 0.0)
@@ -382,33 +380,6 @@ def toy_seed(cfg, seed, files):
     return before, evaluate_checkpoint(final, test_file, cfg)
 
 
-def in_own_process(parent, log, fn, *args):
-    """fn(*args) in this (spawned) process with one thread, its output appended to `log`; the process ends when
-    `parent` (the command that started it) is gone, killed or not, so nothing runs on unseen (resume continues)."""
-    def exit_with_parent():
-        while os.getppid() == parent:
-            time.sleep(2)
-        os._exit(1)
-    threading.Thread(target=exit_with_parent, daemon=True).start()
-    torch.set_num_threads(1)
-    os.makedirs(os.path.dirname(log), exist_ok=True)
-    with open(log, "a", encoding="utf-8") as out:
-        sys.stdout = sys.stderr = out
-        try:
-            return fn(*args)
-        finally:
-            distributed.close()
-
-
-def side_by_side(fn, runs, out):
-    """[fn(*args) for (name, args) in runs], each in its own process of one thread (logs in OUT/NAME/log.txt)."""
-    spawn = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(len(runs), mp_context=spawn) as pool:
-        futures = [pool.submit(in_own_process, os.getpid(), os.path.join(out, name, "log.txt"), fn, *args)
-                   for name, args in runs]
-        return [f.result() for f in futures]
-
-
 TOY_METRICS = {"test reward": "reward", "mcq accuracy (chance 0.25)": "mcq/accuracy",
                "tvg mIoU": "tvg/mIoU", "tvg R@0.5": "tvg/R@0.5", "gqa accuracy (chance 0.25)": "gqa/accuracy",
                "gqa mIoU": "gqa/mIoU", "gqa Acc@GQA": "gqa/Acc@GQA"}
@@ -437,7 +408,7 @@ def toy_default(cfg):
     else:
         files = toy_data(cfg)
         print(f"toy default: {len(seeds)} seeds side by side, logs in {cfg.out}/seed-*/log.txt")
-        results = side_by_side(toy_seed, [(f"seed-{s}", (cfg, s, files)) for s in seeds], cfg.out)
+        results = distributed.side_by_side(toy_seed, [(f"seed-{s}", (cfg, s, files)) for s in seeds], cfg.out)
     if not dist.is_initialized() or dist.get_rank() == 0:
         print(f"\n{toy_table(results)}\n\n {len(seeds)} seeds in {(time.time() - t0) / 60:.1f} min;"
               f" curves: {cfg.out}/seed-{seeds[0]}/grpo/curves.png")

@@ -180,7 +180,7 @@ def test_read_video_keeps_timestamps_of_sampled_frames(toy_dir):
     row = toy_rows(toy_dir)[0]
     frames, times, _ = video.read_video(row["video"], VideoConfig(), row["id"])
     n, T = int(4 * row["duration"]), int(2 * row["duration"])  # 4 fps clip, sampled at 2 fps
-    assert frames.dtype == np.uint8 and frames.shape == (T, 64, 64, 3)
+    assert frames.dtype == np.uint8 and frames.shape == (T, 32, 32, 3)
     assert times == [round(k * (n - 1) / (T - 1)) / 4 for k in range(T)]  # the sampled frames' times
 
 

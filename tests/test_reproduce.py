@@ -28,7 +28,8 @@ def test_table_verdicts_come_from_the_numbers():
         return {"warm": arm(0.6), "grpo": arm(grpo), "sft": arm(sft), "selected": arm(grpo), "random": arm(grpo),
                 "answer_only": arm(grpo, miou=0.3), "rows": (10, 30)}
     text = reproduce.table([seed(0.8, 0.7), seed(0.82, 0.7), seed(0.79, 0.71)], minutes=1.0)
-    assert "| 1. RL vs SFT | reward (test) | grpo | sft (better) | 0.803 | 0.703 | +0.100 +0.120 +0.080 | holds |" in text
+    assert ("| 1. RL vs SFT | reward (test) | grpo | sft (better) | 0.803 | 0.703 | +0.100 +0.120 +0.080 | holds |"
+            in text)
     assert "| 2. data efficiency | reward (test) | selected | random (better) | 0.803 | 0.803 |" in text
     assert "| 3. dual reward | gqa/mIoU (test) | grpo | answer_only (better) | 0.500 | 0.300 |" in text
     claims = text.split("| claim | verdict |")[1]

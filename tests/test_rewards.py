@@ -274,7 +274,8 @@ def test_answer_only_reward_scores_gqa_on_its_option_alone():
     dual, answer_only = score(completion, GQA), score(completion, GQA, dual=False)
     assert dual.accuracy == pytest.approx((1 + 1 / 3) / 2) and dual.total == pytest.approx(0.5 + 0.5 * 2 / 3)
     assert answer_only.accuracy == 1.0 and answer_only.total == 1.0 and answer_only.iou == pytest.approx(1 / 3)
-    assert score("<think>x</think><answer>B</answer>", MCQ, dual=False) == score("<think>x</think><answer>B</answer>", MCQ)
+    mcq = "<think>x</think><answer>B</answer>"
+    assert score(mcq, MCQ, dual=False) == score(mcq, MCQ)  # only gqa has two parts
 
 
 def test_weights_and_unknown_task():

@@ -140,7 +140,7 @@ def short_target(row):
 
 @pytest.fixture(scope="module")
 def warm_model(tmp_path_factory, toy_dir, toy_tok):
-    """A tiny Qwen2.5-VL, 40 Adam steps of supervised short targets on the 5 toy train rows: it then writes
+    """A tiny Qwen2.5-VL, 60 Adam steps of supervised short targets on the 5 toy train rows: it then writes
     `<think></think><answer>..</answer>` often, and at temperature 1 its letters and times vary (a random init
     never reaches the answer tags, so every reward would be 0 and nothing would vary)."""
     torch.manual_seed(0)
@@ -151,7 +151,7 @@ def warm_model(tmp_path_factory, toy_dir, toy_tok):
     packed = vlm.pack([(s, [torch.tensor(toy_tok.encode(short_target(s.row)) + [eos])]) for s in samples],
                          policy.config)
     opt = torch.optim.Adam(policy.parameters(), lr=1e-2)
-    for _ in range(40):
+    for _ in range(60):
         loss = -vlm.completion_logprobs(policy, packed).mean()
         opt.zero_grad()
         loss.backward()
