@@ -48,7 +48,7 @@ def test_a_bf16_row_past_the_tolerance_reports_its_difference(monkeypatch, capsy
     """In bf16 a row's difference is reported, never raised: the same wrong path gives a mean |Δ logp| above 0.02,
     the row says so, and the sweep runs to its end (two rows here)."""
     monkeypatch.setattr(attention, "block_mask", siblings_visible)
-    rows = bench.main(["--P", "48", "--C", "4", "6", "--G", "2", "--repeats", "1", "--layers", "1", "--device", "cpu",
+    rows = bench.main(["--P", "48", "--C", "8", "12", "--G", "2", "--repeats", "1", "--layers", "1", "--device", "cpu",
                        "--dtype", "bfloat16", "--skip-rollout"])
     assert len(rows) == 2 and not any(r["within_tolerance"] for r in rows)
     assert all(r["mean_abs"] > 0.02 for r in rows)

@@ -43,8 +43,8 @@ def test_quick_run_writes_table_and_figure(tmp_path):
                           capture_output=True, text=True)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     text = (out / "table.md").read_text()
-    verdicts = [line.rsplit(" | ", 2)[-2] for line in text.splitlines() if line.startswith("| ") and "---" not in line
-                and not line.startswith("| claim")]
+    verdicts = [line.strip("| ").rsplit(" | ", 1)[-1] for line in text.splitlines()
+                if line.startswith("| ") and "---" not in line and not line.startswith("| claim")]
     assert len(verdicts) == len(reproduce.COMPARISONS) + 3
     assert set(verdicts) <= {"holds", "does not hold", "within noise"}
     results = json.loads((out / "results.json").read_text())
