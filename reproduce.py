@@ -86,8 +86,7 @@ def select_rows(cfg, seed, start, train_file):
     selected, rand = os.path.join(folder, "selected.jsonl"), os.path.join(folder, "random.jsonl")
     rows = open(train_file, encoding="utf-8").readlines()
     if not os.path.exists(rand):
-        video_flags = [f"--{k.replace('_', '-')}={train.TOY_VIDEO[k]}" for k in
-                       ("fps", "min_frames", "max_frames", "video_tokens", "frame_min_tokens")]
+        video_flags = [f"--{k.replace('_', '-')}={v}" for k, v in train.TOY_VIDEO.items()]
         select_data.main(["--model", start, "--data", train_file, "--out", selected, "--k",
                           str(train.TOY_GRPO["group_size"]), "--max-new-tokens", str(train.TOY_GRPO["max_new_tokens"]),
                           "--batch-size", "8", "--seed", str(seed), "--top-n", str(len(rows) // 2), *video_flags])
@@ -104,15 +103,11 @@ def seed_runs(cfg, seed, files, ood_file):
     """Every arm of one seed -> {arm: {"test": metrics, "ood": metrics}, "rows": (kept, all)}."""
     distributed.init(need_group=True, timeout_minutes=cfg.dist_timeout_minutes)
     train_file, labelled, test_file = files
-    folder = os.path.join(cfg.out, f"seed-{seed}")
-    init = os.path.join(folder, "init")
-    train.make_toy_model(init, seed)  # the warm start is the toy default's: init, then SFT on the labelled part
-    warm = train.train(dataclasses.replace(cfg, model=init, data=labelled, out=os.path.join(folder, "warm"),
-                                           seed=seed, steps=cfg.toy_sft_steps, **train.TOY_SFT))
+    warm = train.toy_warm_start(cfg, seed, labelled)  # in OUT/seed-S/sft, as the toy default's
     selected, rand = select_rows(cfg, seed, warm, train_file)
     finals = {"warm": warm,
               "grpo": arm(cfg, seed, "grpo", warm, train_file),
-              "sft": arm(cfg, seed, "sft", warm, train_file, mode="sft"),
+              "sft": arm(cfg, seed, "more_sft", warm, train_file, mode="sft"),
               "selected": arm(cfg, seed, "selected", warm, selected),
               "random": arm(cfg, seed, "random", warm, rand),
               "answer_only": arm(cfg, seed, "answer_only", warm, train_file, reward="answer")}

@@ -1,4 +1,4 @@
-"""The synthetic toy world: short clips of coloured shapes sliding across a dark frame, with questions whose
+"""The synthetic toy world: short clips of a coloured shape sliding across a grey frame, with questions whose
 answers come from the generator's own parameters, and a small real tokenizer for its texts.
 
     python toy.py --out toy --n 64 --seed 0      # 48 train / 16 test clips (32x32 mp4) + toy/tokenizer

@@ -334,12 +334,12 @@ def run(cfg, rank, world, device):
 # along collapses to features that no longer tell colours apart before the language model learns to read them).
 # Warm start: SFT on a small labelled part of the train split; then GRPO on all of it, answers found by sampling.
 TOY_MODEL = dict(hidden=128, layers=4, vision_init=0.1)
-TOY_VIDEO = dict(fps=2.0, min_frames=4, max_frames=16, video_tokens=16, frame_min_tokens=1, freeze_vision=True,
-                 dtype="float32", resume="auto")
+TOY_VIDEO = dict(fps=2.0, min_frames=4, max_frames=16, video_tokens=16, frame_min_tokens=1)
+TOY_RUN = dict(freeze_vision=True, dtype="float32", resume="auto", **TOY_VIDEO)  # every toy stage's
 TOY_SFT = dict(mode="sft", batch_size=8, pack_prompts=8, lr=2e-3, warmup_steps=10, schedule="cosine",
-               save_every=1000, **TOY_VIDEO)
+               save_every=1000, **TOY_RUN)
 TOY_GRPO = dict(mode="grpo", batch_size=8, pack_prompts=8, group_size=8, lr=2e-4, beta=0.0, max_new_tokens=48,
-                save_every=25, eval_every=25, **TOY_VIDEO)
+                save_every=25, eval_every=25, **TOY_RUN)
 
 
 def toy_data(cfg):
@@ -365,18 +365,25 @@ def make_toy_model(init, seed):
     dist.barrier()
 
 
+def toy_warm_start(cfg, seed, labelled):
+    """This seed's toy model (OUT/seed-S/init) after the SFT warm start on the labelled part -> its checkpoint
+    (OUT/seed-S/sft). The start of the toy default and of every reproduce.py arm."""
+    out = os.path.join(cfg.out, f"seed-{seed}")
+    make_toy_model(os.path.join(out, "init"), seed)
+    return train(dataclasses.replace(cfg, model=os.path.join(out, "init"), data=labelled, out=os.path.join(out, "sft"),
+                                     seed=seed, steps=cfg.toy_sft_steps, **TOY_SFT))
+
+
 def toy_seed(cfg, seed, files):
     """One seed of the toy default in OUT/seed-S: tiny model -> SFT warm start -> GRPO -> (before, after) test
     metrics. Runs as a world of one (its own process) or on every rank of a torchrun world."""
     distributed.init(need_group=True, timeout_minutes=cfg.dist_timeout_minutes)
     train_file, labelled, test_file = files
-    out = os.path.join(cfg.out, f"seed-{seed}")
-    make_toy_model(os.path.join(out, "init"), seed)
-    sft = train(dataclasses.replace(cfg, model=os.path.join(out, "init"), data=labelled, out=os.path.join(out, "sft"),
-                                    seed=seed, steps=cfg.toy_sft_steps, **TOY_SFT))
+    sft = toy_warm_start(cfg, seed, labelled)
     before = evaluate_checkpoint(sft, test_file, cfg)
     final = train(dataclasses.replace(cfg, model=sft, data=train_file, test_data=test_file, seed=seed,
-                                      out=os.path.join(out, "grpo"), steps=cfg.toy_grpo_steps, **TOY_GRPO))
+                                      out=os.path.join(cfg.out, f"seed-{seed}", "grpo"), steps=cfg.toy_grpo_steps,
+                                      **TOY_GRPO))
     return before, evaluate_checkpoint(final, test_file, cfg)
 
 
