@@ -78,17 +78,18 @@ class Config:
     dist_timeout_minutes: float = arg(distributed.TIMEOUT_MINUTES, "minutes a rank waits for the others (collectives)")
     # the toy default (no --model)
     toy_n: int = arg(600, "toy clips generated (the last quarter is the test split)")
-    toy_labelled: int = arg(150, "toy train rows the SFT warm start sees (GRPO sees them all)")
-    toy_sft_steps: int = arg(250, "toy SFT warm-start steps")
-    toy_grpo_steps: int = arg(100, "toy GRPO steps")
+    toy_pretrain_steps: int = arg(300, "toy pre-training steps on the train clips' captions (before any question)")
+    toy_labelled: int = arg(24, "toy train rows the SFT warm start sees (GRPO sees them all)")
+    toy_sft_steps: int = arg(150, "toy SFT warm-start steps")
+    toy_grpo_steps: int = arg(80, "toy GRPO steps")
     toy_seeds: int = arg(3, "toy runs, seeds --seed, --seed + 1, ...: the table shows the mean and the spread")
 
 
 # what a resume may change: per-invocation flags (not compared), bookkeeping (reported); anything else refuses it
 PER_INVOCATION = ("resume", "overwrite", "stop_after")
 RESUMABLE_CHANGES = ("steps", "save_every", "keep_last", "log_samples", "out", "test_data", "grad_checkpointing",
-                     "eval_every", "dist_timeout_minutes", "toy_n", "toy_labelled", "toy_sft_steps", "toy_grpo_steps",
-                     "toy_seeds")
+                     "eval_every", "dist_timeout_minutes", "toy_n", "toy_pretrain_steps", "toy_labelled",
+                     "toy_sft_steps", "toy_grpo_steps", "toy_seeds")
 
 
 def parse_config(argv=None):

@@ -41,6 +41,11 @@ SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|vision_start
                   "<|image_pad|>"]
 CONTROL_TOKEN = re.compile(r"<\|[^\s<>|]{1,64}\|>")
 MAX_TEXT_CHARS = 10_000  # per text field; public video QA questions run to a few hundred characters
+# A caption row ({"task": "caption", "question": "Describe the video.", "caption": "A red circle ..."}) is text to
+# learn about a video, not a question with a checkable answer: SFT reads it (the toy's pre-training stage stands in
+# for a pretrained model that has seen videos described), GRPO, eval and selection have no reward for it.
+CAPTION = "caption"
+SFT_TASKS = TASKS + (CAPTION,)
 
 
 # ----------------------------------------------------------------------------------------------------- loading
@@ -73,12 +78,13 @@ class Jsonl:
     outside: list  # ids of valid rows whose ground truth starts before 0 or ends after `duration` (_check_segment)
 
 
-def read_jsonl(path: str, max_text_chars: int = MAX_TEXT_CHARS) -> Jsonl:
+def read_jsonl(path: str, max_text_chars: int = MAX_TEXT_CHARS, tasks: tuple = TASKS) -> Jsonl:
     """Read and validate every row of a JSONL file; problems are returned as data, never raised (a missing file
     is a DataError).
 
     Each row gets `video` made absolute (relative paths are relative to the JSONL's folder) and `duration` read
     from the video when absent. Rows whose ground truth reaches outside the video are valid and listed in `outside`.
+    A row of a task outside `tasks` is a problem (caption rows are read only by SFT, with tasks=SFT_TASKS).
     """
     if not os.path.isfile(path):
         raise DataError(f"{path!r}: no such JSONL file (pass the data with --data)")
@@ -93,7 +99,7 @@ def read_jsonl(path: str, max_text_chars: int = MAX_TEXT_CHARS) -> Jsonl:
             except json.JSONDecodeError as e:
                 row, errors = None, [("<line>", f"not valid JSON ({e.msg})")]
             else:
-                errors = check_row(row, folder, max_text_chars) if isinstance(row, dict) \
+                errors = check_row(row, folder, max_text_chars, tasks) if isinstance(row, dict) \
                     else [("<line>", "not a JSON object")]
             rid, task = (row.get("id"), row.get("task")) if isinstance(row, dict) else (None, None)
             if isinstance(rid, str) and rid in seen:
@@ -110,12 +116,12 @@ def read_jsonl(path: str, max_text_chars: int = MAX_TEXT_CHARS) -> Jsonl:
 
 
 def load_jsonl(path: str, skip_bad: bool = False, report: str | None = None,
-               max_text_chars: int = MAX_TEXT_CHARS) -> list[dict]:
+               max_text_chars: int = MAX_TEXT_CHARS, tasks: tuple = TASKS) -> list[dict]:
     """The valid rows of a JSONL file (read_jsonl), or one DataError listing every problem of the file, one per
     `file:line id=… field=…` line. With skip_bad the bad rows are dropped instead, counted on stderr and listed in
     `report` (default: `<path>.bad.txt`) - never dropped silently. Rows whose ground truth reaches outside the
     video are kept and counted on stderr."""
-    read = read_jsonl(path, max_text_chars)
+    read = read_jsonl(path, max_text_chars, tasks)
     if read.outside:
         print(f"{path}: {len(read.outside)} row(s) whose ground truth reaches outside the video, kept as published",
               file=sys.stderr)
@@ -164,12 +170,14 @@ def _number(x) -> bool:
 
 
 def check_text(row: dict, max_chars: int) -> list[tuple[str, str]]:
-    """Text fields longer than max_chars characters, and prompt text (question, options) holding a control token."""
+    """Text fields longer than max_chars characters, and prompt or target text (question, options, caption) holding
+    a control token."""
     options = row["options"] if isinstance(row.get("options"), list) else []
-    texts = [(f, row.get(f)) for f in ("id", "video", "answer", "question")] + [("options", o) for o in options]
+    texts = [(f, row.get(f)) for f in ("id", "video", "answer", "question", CAPTION)]
+    texts += [("options", o) for o in options]
     errors = []
     for field, text in (t for t in texts if isinstance(t[1], str)):
-        token = CONTROL_TOKEN.search(text) if field in ("question", "options") else None
+        token = CONTROL_TOKEN.search(text) if field in ("question", "options", CAPTION) else None
         if len(text) > max_chars:
             errors.append((field, f"{len(text)} characters, more than --max-text-chars {max_chars}"))
         elif token:
@@ -177,7 +185,8 @@ def check_text(row: dict, max_chars: int) -> list[tuple[str, str]]:
     return errors
 
 
-def check_row(row: dict, folder: str, max_text_chars: int = MAX_TEXT_CHARS) -> list[tuple[str, str]]:
+def check_row(row: dict, folder: str, max_text_chars: int = MAX_TEXT_CHARS,
+              tasks: tuple = TASKS) -> list[tuple[str, str]]:
     """Problems of one row as (field, message); fills row['video'] (absolute) and row['duration'] in place.
     Over-long or special-token text is checked first and alone: such a row is reported without further work."""
     errors = check_text(row, max_text_chars)
@@ -187,8 +196,12 @@ def check_row(row: dict, folder: str, max_text_chars: int = MAX_TEXT_CHARS) -> l
         if not isinstance(row.get(field), str) or not row[field].strip():
             errors.append((field, f"missing or not a non-empty string: {row.get(field)!r}"))
     task = row.get("task")
-    if task not in TASKS:
-        errors.append(("task", f"unknown task {task!r}, expected one of {TASKS}"))
+    if task == CAPTION and task not in tasks:
+        errors.append(("task", "a caption row has no reward: it trains with --mode sft only"))
+    elif task not in tasks:
+        errors.append(("task", f"unknown task {task!r}, expected one of {tasks}"))
+    if task == CAPTION and not (isinstance(row.get(CAPTION), str) and row[CAPTION].strip()):
+        errors.append((CAPTION, f"missing or not a non-empty string: {row.get(CAPTION)!r}"))
     if task in ("mcq", "gqa"):
         options = row.get("options")
         strings = isinstance(options, list) and all(isinstance(o, str) and o.strip() for o in options)
@@ -238,7 +251,10 @@ def _check_segment(seg, duration) -> list[tuple[str, str]]:
 
 
 def user_text(row: dict) -> str:
-    """The text after the video: duration (tvg/gqa), question, options as `A. …` lines, task instruction."""
+    """The text after the video: duration (tvg/gqa), question, options as `A. …` lines, task instruction (a caption
+    row: its question alone)."""
+    if row["task"] == CAPTION:
+        return row["question"]
     lines = [f"The video is {row['duration']:.1f} seconds long."] if row["task"] in ("tvg", "gqa") else []
     lines.append(row["question"])
     lines += [f"{letter}. {option}" for letter, option in zip(letters(26), row.get("options") or [])]
@@ -278,7 +294,9 @@ def build_prompt(row: dict, tokenizer, family: str, grid_thw, timestamps: list[f
 
 def target_text(row: dict) -> str:
     """SFT target: a one-sentence think, then the answer in rewards.ANSWER_FORMATS (times with one decimal; the
-    first span of a ground truth with several)."""
+    first span of a ground truth with several); a caption row's is its caption."""
+    if row["task"] == CAPTION:
+        return row[CAPTION]
     task, (start, end) = row["task"], gt_spans(row["segment"])[0] if row.get("segment") else (0.0, 0.0)
     answer = ANSWER_FORMATS[task].format(letter=row.get("answer"), start=start, end=end)
     span = ANSWER_FORMATS["tvg"].format(start=start, end=end)

@@ -4,7 +4,9 @@ answers come from the generator's own parameters, and a small real tokenizer for
     python toy.py --out toy --n 64 --seed 0      # 48 train / 16 test clips (32x32 mp4) + toy/tokenizer
 
 It exists so that the whole method (SFT warm start, GRPO, selection, eval) runs end to end on a CPU in minutes,
-with the three tasks of the paper keeping their nature: mcq asks a colour, tvg a time span, gqa both.
+with the three tasks of the paper keeping their nature: mcq asks a colour, tvg a time span, gqa both. Each train
+clip also gets a caption ("A red circle slides left.", captions.jsonl): the toy's stand-in for the video-text
+corpus a real model is pretrained on, so that its model can see colours before it is asked anything.
 
 Made to be learnable by a model of a million parameters in minutes: one shape per clip, frames of 32x32 (one
 video token per 1 s block at the toy's video budget), and a mid-grey background, the mean pixel of the Qwen
@@ -19,7 +21,8 @@ import random
 import av
 import numpy as np
 
-from data import SPECIAL_TOKENS, SYSTEM, TASKS, letters, target_text, user_text
+from data import CAPTION, SPECIAL_TOKENS, SYSTEM, TASKS, letters, target_text, user_text
+from rewards import temporal_iou
 
 COLOURS = {"red": (220, 40, 40), "green": (40, 190, 60), "blue": (50, 90, 230), "yellow": (230, 210, 40)}
 KINDS = ("circle", "square")
@@ -30,11 +33,16 @@ def toy_scene(rng: random.Random, durations=(4, 8)) -> dict:
     """A clip of a whole number of seconds in `durations` with one shape, visible on [start, end) (a 0.5 s grid,
     >= 1 s long) while sliding horizontally, left or right."""
     duration = rng.randint(*durations)
-    a = rng.randint(0, 2 * duration - 2)  # half seconds
-    b = rng.randint(a + 2, 2 * duration)
+    start, end = toy_span(rng, duration)
     shape = dict(colour=rng.choice(list(COLOURS)), kind=rng.choice(KINDS), y=rng.choice([9, 16, 23]),
-                 direction=rng.choice(["left", "right"]), start=a / 2, end=b / 2)
+                 direction=rng.choice(["left", "right"]), start=start, end=end)
     return dict(duration=duration, shapes=[shape])
+
+
+def toy_span(rng: random.Random, duration: int) -> list[float]:
+    """A random [start, end) within a clip of `duration` seconds, on a 0.5 s grid, at least 1 s long."""
+    a = rng.randint(0, 2 * duration - 2)  # half seconds
+    return [a / 2, rng.randint(a + 2, 2 * duration) / 2]
 
 
 def toy_row(scene: dict, task: str, rng: random.Random, rid: str, video: str) -> dict:
@@ -51,6 +59,15 @@ def toy_row(scene: dict, task: str, rng: random.Random, rid: str, video: str) ->
     if task in ("tvg", "gqa"):
         row["segment"] = [shape["start"], shape["end"]]
     return row
+
+
+def toy_caption(scene: dict, rid: str, video: str) -> dict:
+    """A caption row of a scene (data.CAPTION): what a video-text corpus says of a clip, "A red circle slides
+    left." - its colour, shape and direction, never when."""
+    shape = scene["shapes"][0]
+    caption = f"A {shape['colour']} {shape['kind']} slides {shape['direction']}."
+    return dict(id=rid, video=video, task=CAPTION, duration=float(scene["duration"]), question="Describe the video.",
+                caption=caption)
 
 
 def toy_frames(scene: dict) -> np.ndarray:
@@ -85,17 +102,20 @@ def write_mp4(path: str, frames: np.ndarray, fps: int) -> None:
 
 def make_toy(out: str, n: int = 64, seed: int = 0, n_test: int | None = None, durations=(4, 8)) -> tuple[str, str]:
     """Write the toy dataset: out/videos/toy_XXXXX.mp4, out/train.jsonl (the first n - n_test clips),
-    out/test.jsonl (the last n_test, n//4 by default), out/tokenizer. Clip i has task TASKS[i % 3] and depends only
-    on (seed, i, durations). Other durations make a variant of the toy world (e.g. longer clips, out of domain)."""
+    out/test.jsonl (the last n_test, n//4 by default), out/captions.jsonl (a caption row of each train clip),
+    out/tokenizer. Clip i has task TASKS[i % 3] and depends only on (seed, i, durations). Other durations make a
+    variant of the toy world (e.g. longer clips, out of domain)."""
     os.makedirs(os.path.join(out, "videos"), exist_ok=True)
-    rows, tag = [], "" if tuple(durations) == (4, 8) else f"-{durations[0]}-{durations[1]}"
+    rows, captions, tag = [], [], "" if tuple(durations) == (4, 8) else f"-{durations[0]}-{durations[1]}"
     for i in range(n):
         rng, task = random.Random(f"toy-{seed}-{i}{tag}"), TASKS[i % 3]
         scene, video = toy_scene(rng, durations), f"videos/toy_{i:05d}.mp4"
         write_mp4(os.path.join(out, video), toy_frames(scene), TOY_FPS)
         rows.append(toy_row(scene, task, rng, f"toy-{i:05d}", video))
+        captions.append(toy_caption(scene, f"caption-{i:05d}", video))
     n_train = n - (n // 4 if n_test is None else n_test)
-    for name, part in (("train.jsonl", rows[:n_train]), ("test.jsonl", rows[n_train:])):
+    parts = (("train.jsonl", rows[:n_train]), ("test.jsonl", rows[n_train:]), ("captions.jsonl", captions[:n_train]))
+    for name, part in parts:
         with open(os.path.join(out, name), "w", encoding="utf-8") as f:
             f.writelines(json.dumps(r) + "\n" for r in part)
     toy_tokenizer().save_pretrained(os.path.join(out, "tokenizer"))
@@ -147,6 +167,42 @@ def toy_tokenizer():
     return PreTrainedTokenizerFast(
         tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|endoftext|>", extra_special_tokens=SPECIAL_TOKENS
     )
+
+
+# ------------------------------------------------------------------------------------------ the toy default's table
+
+# metric (as eval.py names it) -> its row in the table of `python train.py`: each task's main metrics
+RESULT_METRICS = {"reward": "test reward", "mcq/accuracy": "mcq accuracy", "tvg/mIoU": "tvg mIoU",
+                  "tvg/R@0.5": "tvg R@0.5", "gqa/accuracy": "gqa accuracy", "gqa/mIoU": "gqa mIoU",
+                  "gqa/Acc@GQA": "gqa Acc@GQA"}
+
+
+def chance_levels(rows: list[dict], draws: int = 100) -> dict:
+    """What answers blind to the video score on these rows: a random option (accuracy), and for mIoU a random span
+    drawn as the generator draws the true ones (the mean of `draws` per row) and the whole clip."""
+    rng, levels = random.Random(0), {}
+    for task in ("mcq", "gqa"):
+        levels[f"{task}/accuracy"] = f"chance {np.mean([1 / len(r['options']) for r in rows if r['task'] == task]):.2f}"
+    for task in ("tvg", "gqa"):
+        asked = [r for r in rows if r["task"] == task]
+        random_span = np.mean([temporal_iou(toy_span(rng, int(r["duration"])), r["segment"])
+                               for r in asked for _ in range(draws)])
+        whole = np.mean([temporal_iou([0, r["duration"]], r["segment"]) for r in asked])
+        levels[f"{task}/mIoU"] = f"random span {random_span:.2f}, whole clip {whole:.2f}"
+    return levels
+
+
+def results_table(results: list, chance: dict) -> str:
+    """[(before, after) test metrics per seed] -> the table: SFT start, after GRPO, gain; the mean over seeds, each
+    seed's gain and their spread; chance (chance_levels) under its metric."""
+    lines = [f" {'toy test split':<16} {'SFT start':>10} {'after GRPO':>11} {'gain':>7}   gain per seed"]
+    for key, name in RESULT_METRICS.items():
+        before, after = (np.array([r[i][key] for r in results]) for i in (0, 1))
+        gains = after - before
+        lines.append(f" {name:<16} {before.mean():>10.3f} {after.mean():>11.3f} {gains.mean():>+7.3f}   "
+                     + " ".join(f"{g:+.3f}" for g in gains) + f"  (spread {gains.max() - gains.min():.3f})")
+        lines += [f"   ({chance[key]})"] if key in chance else []
+    return "\n".join(lines)
 
 
 def main(argv=None):

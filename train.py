@@ -249,7 +249,8 @@ def load_rows(cfg):
     if not cfg.data:
         raise data.DataError("--data is missing: pass the training JSONL (our schema, README)")
     report = os.path.join(cfg.out, "bad_rows.txt") if cfg.skip_bad else None
-    rows = data.load_jsonl(cfg.data, skip_bad=cfg.skip_bad, report=report, max_text_chars=cfg.max_text_chars)
+    tasks = data.SFT_TASKS if cfg.mode == "sft" else data.TASKS  # caption rows: SFT only
+    rows = data.load_jsonl(cfg.data, cfg.skip_bad, report, cfg.max_text_chars, tasks)
     if not rows:
         raise data.DataError(f"{cfg.data}: no valid row to train on" + (f" (the bad ones are listed in {report})"
                                                                         if cfg.skip_bad else " (the file is empty)"))
@@ -332,14 +333,17 @@ def run(cfg, rank, world, device):
 # frames, each 32x32 clip frame 28x28 (one video token per 1 s block). Model: hidden 128, 4 layers (0.8 M
 # parameters); its vision tower is random and frozen, standing in for a pretrained one (a random tower that trains
 # along collapses to features that no longer tell colours apart before the language model learns to read them).
-# Warm start: SFT on a small labelled part of the train split; then GRPO on all of it, answers found by sampling.
+# Pre-training: SFT on the captions of the train clips ("A red circle slides left."), the stand-in for the
+# video-text corpus a real model learns to see from; it is never asked a question there. Warm start: SFT on a small
+# labelled part of the train split (the answer format, a little of the task); then GRPO on all of it, answers found
+# by sampling.
 TOY_MODEL = dict(hidden=128, layers=4, vision_init=0.1)
 TOY_VIDEO = dict(fps=2.0, min_frames=4, max_frames=16, video_tokens=16, frame_min_tokens=1)
 TOY_RUN = dict(freeze_vision=True, dtype="float32", resume="auto", **TOY_VIDEO)  # every toy stage's
 TOY_SFT = dict(mode="sft", batch_size=8, pack_prompts=8, lr=2e-3, warmup_steps=10, schedule="cosine",
                save_every=1000, **TOY_RUN)
 TOY_GRPO = dict(mode="grpo", batch_size=8, pack_prompts=8, group_size=8, lr=2e-4, beta=0.0, max_new_tokens=48,
-                save_every=25, eval_every=25, **TOY_RUN)
+                save_every=20, eval_every=20, **TOY_RUN)
 
 
 def toy_data(cfg):
@@ -366,12 +370,15 @@ def make_toy_model(init, seed):
 
 
 def toy_warm_start(cfg, seed, labelled):
-    """This seed's toy model (OUT/seed-S/init) after the SFT warm start on the labelled part -> its checkpoint
+    """This seed's toy model (OUT/seed-S/init), pre-trained on the captions of the train clips (OUT/seed-S/base: it
+    has seen videos described, never a question), then SFT on the labelled part next to them -> its checkpoint
     (OUT/seed-S/sft). The start of the toy default and of every reproduce.py arm."""
-    out = os.path.join(cfg.out, f"seed-{seed}")
+    out, captions = os.path.join(cfg.out, f"seed-{seed}"), os.path.join(os.path.dirname(labelled), "captions.jsonl")
     make_toy_model(os.path.join(out, "init"), seed)
-    return train(dataclasses.replace(cfg, model=os.path.join(out, "init"), data=labelled, out=os.path.join(out, "sft"),
-                                     seed=seed, steps=cfg.toy_sft_steps, **TOY_SFT))
+    base = train(dataclasses.replace(cfg, model=os.path.join(out, "init"), data=captions, out=os.path.join(out, "base"),
+                                     seed=seed, steps=cfg.toy_pretrain_steps, **TOY_SFT))
+    return train(dataclasses.replace(cfg, model=base, data=labelled, out=os.path.join(out, "sft"), seed=seed,
+                                     steps=cfg.toy_sft_steps, **TOY_SFT))
 
 
 def toy_seed(cfg, seed, files):
@@ -385,22 +392,6 @@ def toy_seed(cfg, seed, files):
                                       out=os.path.join(cfg.out, f"seed-{seed}", "grpo"), steps=cfg.toy_grpo_steps,
                                       **TOY_GRPO))
     return before, evaluate_checkpoint(final, test_file, cfg)
-
-
-TOY_METRICS = {"test reward": "reward", "mcq accuracy (chance 0.25)": "mcq/accuracy",
-               "tvg mIoU": "tvg/mIoU", "tvg R@0.5": "tvg/R@0.5", "gqa accuracy (chance 0.25)": "gqa/accuracy",
-               "gqa mIoU": "gqa/mIoU", "gqa Acc@GQA": "gqa/Acc@GQA"}
-
-
-def toy_table(results):
-    """[(before, after) per seed] -> the printed table: SFT start, after GRPO, gain; mean and spread over seeds."""
-    lines = [f" {'toy test split':<28} {'SFT start':>10} {'after GRPO':>11} {'gain':>7}   gain per seed"]
-    for name, key in TOY_METRICS.items():
-        before, after = (np.array([r[i][key] for r in results]) for i in (0, 1))
-        gains = after - before
-        lines.append(f" {name:<28} {before.mean():>10.3f} {after.mean():>11.3f} {gains.mean():>+7.3f}   "
-                     + " ".join(f"{g:+.3f}" for g in gains) + f"  (spread {gains.max() - gains.min():.3f})")
-    return "\n".join(lines)
 
 
 def toy_default(cfg):
@@ -417,7 +408,8 @@ def toy_default(cfg):
         print(f"toy default: {len(seeds)} seeds side by side, logs in {cfg.out}/seed-*/log.txt")
         results = distributed.side_by_side(toy_seed, [(f"seed-{s}", (cfg, s, files)) for s in seeds], cfg.out)
     if not dist.is_initialized() or dist.get_rank() == 0:
-        print(f"\n{toy_table(results)}\n\n {len(seeds)} seeds in {(time.time() - t0) / 60:.1f} min;"
+        table = toy.results_table(results, toy.chance_levels(data.load_jsonl(files[2])))
+        print(f"\n{table}\n\n {len(seeds)} seeds in {(time.time() - t0) / 60:.1f} min;"
               f" curves: {cfg.out}/seed-{seeds[0]}/grpo/curves.png")
     return results
 

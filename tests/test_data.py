@@ -56,7 +56,7 @@ BAD = {  # kind of bad input -> (the bad row, or a raw line, and the field the e
     "missing field": (dict(question=None), "question"),
     "mistyped field": (dict(options="red, green"), "options"),
     "mistyped id": (dict(id=7), "id"),
-    "unknown task": (dict(task="caption"), "task"),
+    "unknown task": (dict(task="summary"), "task"),
     "bad answer letter": (dict(answer="E"), "answer"),
     "segment starting at the video's end": (dict(segment=[4.0, 4.5]), "segment"),
     "segment ending before the video": (dict(segment=[-1.0, 0.0]), "segment"),
@@ -151,6 +151,20 @@ def test_a_special_token_in_prompt_text_is_refused_at_load(token, toy_dir, tmp_p
 def test_text_that_only_looks_like_markup_is_kept(toy_dir, tmp_path):
     path = write_lines(tmp_path / "rows.jsonl", [good_row(toy_dir, question="Is a|b <| or |> or <think> shown?")])
     assert len(data.load_jsonl(str(path))) == 1
+
+
+def test_caption_rows_are_read_by_sft_only(toy_dir, tmp_path):
+    """A caption row is text to learn about a video: valid where SFT reads (tasks=SFT_TASKS), its prompt the question
+    alone and its target the caption; everywhere else (GRPO, eval, selection: no reward) a problem naming its line;
+    without a caption, a problem under SFT too."""
+    caption = good_row(toy_dir, task="caption", question="Describe the video.", caption="A red circle slides left.",
+                       options=None, answer=None, segment=None)
+    path = write_lines(tmp_path / "captions.jsonl", [caption, dict(caption, id="empty", caption=" ")])
+    (row,) = data.read_jsonl(str(path), tasks=data.SFT_TASKS).rows
+    assert (data.user_text(row), data.target_text(row)) == ("Describe the video.", "A red circle slides left.")
+    problems = [(p.line, p.field, p.message) for p in data.read_jsonl(str(path)).problems]
+    assert problems[0] == (1, "task", "a caption row has no reward: it trains with --mode sft only")
+    assert (2, "caption", "missing or not a non-empty string: ' '") in problems
 
 
 def test_a_missing_jsonl_is_one_data_error_naming_it(tmp_path):

@@ -34,6 +34,21 @@ def test_make_toy_is_deterministic_from_the_seed(tmp_path, toy_dir):
         assert np.array_equal(*frames)
 
 
+def test_each_train_clip_has_a_caption_of_what_it_shows(toy_dir):
+    """captions.jsonl: one caption row per train clip (none of a test clip), naming the clip's colour and shape; read
+    by SFT only (a caption has no reward)."""
+    train, captions = data.load_jsonl(str(toy_dir / "train.jsonl")), data.load_jsonl(
+        str(toy_dir / "captions.jsonl"), tasks=data.SFT_TASKS)
+    assert [c["video"] for c in captions] == [r["video"] for r in train]
+    for row, c in zip(train, captions):
+        assert c["task"] == "caption" and c["question"] == "Describe the video." and c["duration"] == row["duration"]
+        colour, kind = c["caption"].split()[1:3]  # "A red circle slides left."
+        if row["task"] == "tvg":
+            assert row["question"] == f"When is the {colour} {kind} visible?"
+        else:
+            assert row["options"][ord(row["answer"]) - ord("A")] == colour and kind in row["question"]
+
+
 def colour_masks(frames, colour):
     """[T, H, W] bool: pixels close to a toy colour (the encoding leaves a few levels of noise)."""
     return np.abs(frames.astype(int) - np.array(toy.COLOURS[colour])).max(-1) < 40

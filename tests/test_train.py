@@ -191,15 +191,19 @@ def test_sft_mode_lowers_the_loss(warm):
 
 def test_toy_default_scaled_down_two_seeds_side_by_side(tmp_path):
     """`python train.py` with no --model is the toy default: here 2 seeds of a short run, each in its own process.
-    Each seed's GRPO run logs the held-out test reward (every 25 steps and at the last), its curves are drawn, and the
-    table holds every seed's gain and their spread."""
+    Each seed pre-trains on the 36 train clips' captions, then SFT on the labelled part, then GRPO, which logs the
+    held-out test reward (every 20 steps and at the last); its curves are drawn, and the table holds every seed's
+    gain and their spread."""
     out = tmp_path / "toy"
     proc = run([sys.executable, "train.py", "--out", str(out), "--toy_n", "48", "--toy_labelled", "24",
-                "--toy_sft_steps", "60", "--toy_grpo_steps", "4", "--toy_seeds", "2"], cwd=ROOT)
+                "--toy_pretrain_steps", "20", "--toy_sft_steps", "60", "--toy_grpo_steps", "4", "--toy_seeds", "2"],
+               cwd=ROOT)
     for seed in (0, 1):
         tested = [m["step"] for m in metrics(out / f"seed-{seed}" / "grpo") if "test/reward" in m]
         assert tested == [4] and (out / f"seed-{seed}" / "grpo" / "curves.png").exists()
-        assert "sft: 24 rows" in (out / f"seed-{seed}" / "log.txt").read_text()  # the labelled part only
+        log = (out / f"seed-{seed}" / "log.txt").read_text()
+        assert "sft: 36 rows" in log and "sft: 24 rows" in log  # the captions, then the labelled part only
+        assert len(metrics(out / f"seed-{seed}" / "base")) == 20
     table = proc.stdout.split("gain per seed")[1]
     assert "test reward" in table and "(spread" in table and "2 seeds in" in proc.stdout
 
