@@ -81,7 +81,7 @@ class Config:
     toy_pretrain_steps: int = arg(300, "toy pre-training steps on the train clips' captions (before any question)")
     toy_labelled: int = arg(24, "toy train rows the SFT warm start sees (GRPO sees them all)")
     toy_sft_steps: int = arg(150, "toy SFT warm-start steps")
-    toy_grpo_steps: int = arg(80, "toy GRPO steps")
+    toy_grpo_steps: int = arg(100, "toy GRPO steps")
     toy_seeds: int = arg(3, "toy runs, seeds --seed, --seed + 1, ...: the table shows the mean and the spread")
 
 

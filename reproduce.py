@@ -90,6 +90,7 @@ def select_rows(cfg, seed, start, train_file):
         video_flags = [f"--{k.replace('_', '-')}={v}" for k, v in train.TOY_VIDEO.items()]
         select_data.main(["--model", start, "--data", train_file, "--out", selected, "--k",
                           str(train.TOY_GRPO["group_size"]), "--max-new-tokens", str(train.TOY_GRPO["max_new_tokens"]),
+                          "--temperature", str(train.TOY_GRPO["temperature"]),
                           "--batch-size", "8", "--seed", str(seed), "--top-n", str(len(rows) // 2), *video_flags])
         n_kept = len(open(selected, encoding="utf-8").readlines())
         picked = random.Random(seed).sample(rows, n_kept)  # video paths rewritten as select_data.py does for its own

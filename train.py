@@ -336,14 +336,16 @@ def run(cfg, rank, world, device):
 # Pre-training: SFT on the captions of the train clips ("A red circle slides left."), the stand-in for the
 # video-text corpus a real model learns to see from; it is never asked a question there. Warm start: SFT on a small
 # labelled part of the train split (the answer format, a little of the task); then GRPO on all of it, answers found
-# by sampling.
+# by sampling, at temperature 0.7: at 1.0 this tiny model garbles a long answer often enough ("1.0.0.0 to 3.0") that
+# a safe short one pays better, and GRPO learnt to drop the span from gqa answers (measured, 3 seeds: test reward
+# +0.077 and gqa Acc@GQA -0.14 at 1.0, +0.095 and +0.07 at 0.7, 80 steps each).
 TOY_MODEL = dict(hidden=128, layers=4, vision_init=0.1)
 TOY_VIDEO = dict(fps=2.0, min_frames=4, max_frames=16, video_tokens=16, frame_min_tokens=1)
 TOY_RUN = dict(freeze_vision=True, dtype="float32", resume="auto", **TOY_VIDEO)  # every toy stage's
 TOY_SFT = dict(mode="sft", batch_size=8, pack_prompts=8, lr=2e-3, warmup_steps=10, schedule="cosine",
                save_every=1000, **TOY_RUN)
-TOY_GRPO = dict(mode="grpo", batch_size=8, pack_prompts=8, group_size=8, lr=2e-4, beta=0.0, max_new_tokens=48,
-                save_every=20, eval_every=20, **TOY_RUN)
+TOY_GRPO = dict(mode="grpo", batch_size=8, pack_prompts=8, group_size=8, lr=2e-4, beta=0.0, temperature=0.7,
+                max_new_tokens=48, save_every=25, eval_every=25, **TOY_RUN)
 
 
 def toy_data(cfg):

@@ -192,7 +192,7 @@ def test_sft_mode_lowers_the_loss(warm):
 def test_toy_default_scaled_down_two_seeds_side_by_side(tmp_path):
     """`python train.py` with no --model is the toy default: here 2 seeds of a short run, each in its own process.
     Each seed pre-trains on the 36 train clips' captions, then SFT on the labelled part, then GRPO, which logs the
-    held-out test reward (every 20 steps and at the last); its curves are drawn, and the table holds every seed's
+    held-out test reward (every 25 steps and at the last); its curves are drawn, and the table holds every seed's
     gain and their spread."""
     out = tmp_path / "toy"
     proc = run([sys.executable, "train.py", "--out", str(out), "--toy_n", "48", "--toy_labelled", "24",
