@@ -384,8 +384,8 @@ def toy_warm_start(cfg, seed, labelled):
 
 
 def toy_seed(cfg, seed, files):
-    """One seed of the toy default in OUT/seed-S: tiny model -> SFT warm start -> GRPO -> (before, after) test
-    metrics. Runs as a world of one (its own process) or on every rank of a torchrun world."""
+    """One seed of the toy default in OUT/seed-S: tiny model -> captions -> SFT warm start -> GRPO -> (before,
+    after) test metrics. Runs as a world of one (its own process) or on every rank of a torchrun world."""
     distributed.init(need_group=True, timeout_minutes=cfg.dist_timeout_minutes)
     train_file, labelled, test_file = files
     sft = toy_warm_start(cfg, seed, labelled)
@@ -397,8 +397,9 @@ def toy_seed(cfg, seed, files):
 
 
 def toy_default(cfg):
-    """The toy world -> `--toy-seeds` seeds of (tiny model -> SFT warm start -> GRPO), side by side in processes of
-    one thread each (in turn under torchrun) -> test metrics before and after, mean and spread over the seeds."""
+    """The toy world -> `--toy-seeds` seeds of (tiny model -> captions -> SFT warm start -> GRPO), side by side in
+    processes of one thread each (in turn under torchrun) -> test metrics before and after, mean and spread over the
+    seeds, and what video-blind answers score."""
     t0, seeds = time.time(), [cfg.seed + k for k in range(cfg.toy_seeds)]
     if "RANK" in os.environ:  # torchrun: every rank runs every seed, in turn
         distributed.init(need_group=True, timeout_minutes=cfg.dist_timeout_minutes)

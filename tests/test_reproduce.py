@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import reproduce
+import train
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -51,4 +52,6 @@ def test_quick_run_writes_table_and_figure(tmp_path):
     assert len(results) == 2 and set(reproduce.ARMS) <= set(results[0])
     kept, rows = results[0]["rows"]
     assert 0 < kept <= rows // 2  # the selected subset is at most half of the rows
+    sampled = json.loads((out / "seed-0" / "selected.report.json").read_text())["settings"]
+    assert (sampled["k"], sampled["temperature"]) == (train.TOY_GRPO["group_size"], train.TOY_GRPO["temperature"])
     assert (out / "claims.png").stat().st_size > 0

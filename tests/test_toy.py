@@ -49,6 +49,20 @@ def test_each_train_clip_has_a_caption_of_what_it_shows(toy_dir):
             assert row["options"][ord(row["answer"]) - ord("A")] == colour and kind in row["question"]
 
 
+def test_chance_levels_worked_example():
+    """Video-blind answers on hand-made rows: one option of 4 (0.25), the whole clip (IoU 1 on a 4 s clip whose
+    moment is all of it, 0.5 on one whose moment is its first half), and a random span drawn as the generator draws
+    the true ones, which can only lose against a moment that fills the clip."""
+    options = dict(options=["red", "green", "blue", "yellow"], answer="A")
+    rows = [dict(task="mcq", **options), dict(task="tvg", duration=4.0, segment=[0.0, 4.0]),
+            dict(task="gqa", duration=4.0, segment=[0.0, 2.0], **options)]
+    levels = toy.chance_levels(rows)
+    assert levels["mcq/accuracy"] == levels["gqa/accuracy"] == "chance 0.25"
+    random_tvg, whole_tvg = (float(x.split()[-1]) for x in levels["tvg/mIoU"].split(", "))
+    assert whole_tvg == 1.0 and 0.2 < random_tvg < 1.0
+    assert levels["gqa/mIoU"].endswith("whole clip 0.50")
+
+
 def colour_masks(frames, colour):
     """[T, H, W] bool: pixels close to a toy colour (the encoding leaves a few levels of noise)."""
     return np.abs(frames.astype(int) - np.array(toy.COLOURS[colour])).max(-1) < 40

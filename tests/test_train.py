@@ -206,6 +206,7 @@ def test_toy_default_scaled_down_two_seeds_side_by_side(tmp_path):
         assert len(metrics(out / f"seed-{seed}" / "base")) == 20
     table = proc.stdout.split("gain per seed")[1]
     assert "test reward" in table and "(spread" in table and "2 seeds in" in proc.stdout
+    assert "(chance 0.25)" in table and "whole clip" in table  # what video-blind answers score, under each metric
 
 
 def test_held_out_test_reward_every_n_steps_in_the_log_and_the_curves(toy, warm, tmp_path):
