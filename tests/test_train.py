@@ -133,7 +133,8 @@ vlm.load_model = lambda what, **k: calls.append(type(what).__name__) or real(wha
 module = distributed.load_sharded(sys.argv[1], torch.float32, torch.float32, init_device_mesh("cpu", (world,)), device)
 full = get_model_state_dict(module, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
 buffers = {n: b.clone() for n, b in module.named_buffers()}
-print(rank, calls, flush=True)
+sys.stdout.write(f"{rank} {calls}\\n")  # one write of the whole line: the two ranks share the pipe
+sys.stdout.flush()
 if rank == 0:
     expected = real(sys.argv[1])
     assert full.keys() == expected.state_dict().keys()
