@@ -101,7 +101,7 @@ EXERCISES = [
         ("train.grpo_step",),
         grading("test_grpo_step.py", "grpo_step_equals_the_loss_by_hand"),
         "rollouts -> rewards.score -> group_advantages -> pack micro-batches -> reference log-probs -> policy_loss"
-        " weighted by grpo.micro_batch_weight -> backward -> clip -> step (train.update does the last three)."),
+        " weighted by grpo.micro_batch_weight -> backward -> clip -> step (train.clip_and_step does the last two)."),
 ]
 
 

@@ -7,7 +7,7 @@ One GRPO step (`grpo_step`, in this order):
     B prompts per rank -> model.rollout: G completions each (prompt prefilled once, KV cache forked G ways)
     -> rewards.score -> grpo.group_advantages -> model.pack ([prompt, c_1 .. c_G] per group, micro-batches)
     -> reference log-probs (and old log-probs when updates_per_batch > 1)
-    -> grpo.policy_loss -> backward -> grad-norm clip -> optimizer step        (`update`, shared with SFT)
+    -> per micro-batch: grpo.policy_loss x weight -> backward; then grad-norm clip -> optimizer step
 then the loop logs and checkpoints. `--mode sft` (`sft_step`) trains on the ground-truth targets instead.
 
 How this departs from textbook GRPO (Shao et al. 2024), on purpose:
@@ -121,28 +121,20 @@ def token_share(packs, device):
     return dist.get_world_size() / all_tokens.item()
 
 
-def update(policy, optimizer, packs, loss_of, temperature, grad_clip, device):
-    """One optimizer step over the micro-batches: per packed row, log-probs [n_seq, T_max] -> loss_of(j, logp, mask)
-    -> backward (gradients accumulate); then clip and step, unless the loss or the gradient is not finite on any
-    rank (a NaN never reaches the weights). loss_of returns (loss weighted so the micro-batches add up to the batch's
-    loss, {stat: weighted value}). -> (loss, grad_norm, skipped, summed stats)."""
-    loss_sum, stats = 0.0, {}
-    for j, p in enumerate(packs):
-        logp = p.unflatten(vlm.completion_logprobs(policy, p, temperature))  # [n_seq, T_max]
-        loss, part = loss_of(j, logp, p.mask.to(logp.device))
-        loss.backward()
-        loss_sum += loss.item()
-        stats = {k: stats.get(k, 0.0) + v for k, v in part.items()}
+def clip_and_step(policy, optimizer, loss_sum, grad_clip, device):
+    """The end of every step, after the micro-batches' backward passes: clip the global gradient norm, then step,
+    unless the loss or the gradient is not finite on any rank (a NaN never reaches the weights). -> (grad_norm,
+    skipped)."""
     grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), grad_clip)
-    grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm
+    grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm  # [FSDP] a DTensor
     bad = torch.tensor([0.0 if math.isfinite(loss_sum) and torch.isfinite(grad_norm) else 1.0], device=device)
-    dist.all_reduce(bad)
+    dist.all_reduce(bad)  # [NaN safety] every rank skips together, or none does
     if bad.item() > 0:
         print("[warn] non-finite loss or gradient, update skipped", file=sys.stderr)
     else:
         optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    return loss_sum, grad_norm.item(), bad.item() > 0, stats
+    return grad_norm.item(), bad.item() > 0
 
 
 def rollouts(policy, tokenizer, prompts, cfg, seed):
@@ -180,47 +172,58 @@ def reward_tensor(scores, prompts, group_size):
 
 
 def grpo_step(cfg, policy, reference, optimizer, tokenizer, prompts, seed, device):
-    """One GRPO step on this rank's prompts -> (stats, [(prompt id, completion, reward)] to log)."""
+    """One GRPO step on this rank's B prompts, read top to bottom -> (stats, [(prompt id, completion, reward)] to
+    log). Lines marked [FSDP], [NaN safety] are there for many GPUs or for bad numbers: skip them on a first read."""
     G, t0 = cfg.group_size, time.time()
+    # 1. rollout: G completions per prompt (prompt prefilled once, KV cache forked G ways)
     rollout = rollouts(policy, tokenizer, prompts, cfg, seed)  # B*G completions, prompt-major
     t_rollout = time.time() - t0
 
+    # 2. rewards, 3. group-relative advantages (a group whose G rewards are equal gets 0 and is counted)
     dual = cfg.reward == "dual"
     scores = [rewards.score(text, prompts[i // G].row, dual=dual) for i, text in enumerate(rollout.texts)]
     reward, finite = reward_tensor(scores, prompts, G)  # [B*G]
-    advantages, n_flat = grpo.group_advantages(reward, G, scale=cfg.scale_advantages)  # [B*G]
-    advantages = torch.where(finite, advantages, 0.0)
+    advantages, n_zero_variance = grpo.group_advantages(reward, G, scale=cfg.scale_advantages)  # [B*G]
+    advantages = torch.where(finite, advantages, 0.0)  # [NaN safety] a non-finite reward teaches nothing
 
+    # 4. pack: one row per micro-batch, [prompt_1, c_11 .. c_1G, prompt_2, ...]
     completions = rollout.completions()
     packs = micro_batches([(s, completions[i * G:(i + 1) * G]) for i, s in enumerate(prompts)], cfg.pack_prompts,
                           policy.config, device)
+
+    # 5. reference (and old) log-probs, without gradients, at the rollout temperature: the ratio and the KL are
+    #    taken on the distribution that was sampled from
     t1 = time.time()
-    with torch.no_grad():  # log-probs at the rollout temperature: ratio and KL on the distribution sampled from
+    with torch.no_grad():
         ref_logps = [vlm.completion_logprobs(reference, p, cfg.temperature) for p in packs] if reference else None
-        distributed.reshard(reference)
+        distributed.reshard(reference)  # [FSDP] free the reference's gathered weights before the policy's pass
         old_logps = [vlm.completion_logprobs(policy, p, cfg.temperature) for p in packs] \
             if cfg.updates_per_batch > 1 else None
     t_logprob, t2 = time.time() - t1, time.time()
-    share, n_seq = token_share(packs, device), cfg.pack_prompts * G
 
-    def loss_of(j, logp, mask):
-        old = packs[j].unflatten(old_logps[j]) if old_logps else logp.detach()
-        ref = packs[j].unflatten(ref_logps[j]) if ref_logps else None
-        adv = advantages[j * n_seq:(j + 1) * n_seq].to(logp.device)
-        loss, part = grpo.policy_loss(logp, old, ref, adv, mask, cfg.clip_low, cfg.clip_high, cfg.beta, cfg.aggregate,
-                                      cfg.max_new_tokens, cfg.kl_clamp)
-        weight = grpo.micro_batch_weight(cfg.aggregate, mask.sum(), share, len(packs))  # they add up to the batch
-        w = float(weight)
-        return loss * weight, {"kl": part["kl"] * w, "clip_low_frac": part["clip_low_frac"] * w,
-                               "clip_high_frac": part["clip_high_frac"] * w}
-
+    # 6. per micro-batch: log-probs -> policy_loss x weight -> backward (gradients add up); then clip -> step
+    share, n_seq = token_share(packs, device), cfg.pack_prompts * G  # weights so micro-batches sum to the batch
     for _ in range(cfg.updates_per_batch):
-        loss, grad_norm, skipped, parts = update(policy, optimizer, packs, loss_of, cfg.temperature, cfg.grad_clip,
-                                                 device)
+        loss_sum, parts = 0.0, dict.fromkeys(("kl", "clip_low_frac", "clip_high_frac"), 0.0)
+        for j, p in enumerate(packs):
+            logp = p.unflatten(vlm.completion_logprobs(policy, p, cfg.temperature))  # [n_seq, T_max]
+            mask = p.mask.to(logp.device)  # [n_seq, T_max], completion tokens up to EOS
+            old = p.unflatten(old_logps[j]) if old_logps else logp.detach()  # one update: the ratio is 1
+            ref = p.unflatten(ref_logps[j]) if ref_logps else None
+            adv = advantages[j * n_seq:(j + 1) * n_seq].to(logp.device)  # [n_seq]
+            loss, part = grpo.policy_loss(logp, old, ref, adv, mask, cfg.clip_low, cfg.clip_high, cfg.beta,
+                                          cfg.aggregate, cfg.max_new_tokens, cfg.kl_clamp)
+            weight = grpo.micro_batch_weight(cfg.aggregate, mask.sum(), share, len(packs))
+            weighted = loss * weight
+            weighted.backward()
+            loss_sum += weighted.item()
+            parts = {k: parts[k] + part[k] * float(weight) for k in parts}
+        grad_norm, skipped = clip_and_step(policy, optimizer, loss_sum, cfg.grad_clip, device)
+
     stats = {"reward": reward.mean().item(), "format": float(np.mean([s.format for s in scores])),
              "accuracy": float(np.mean([s.accuracy for s in scores])), "iou": float(np.mean([s.iou for s in scores])),
-             "zero_variance_groups": n_flat, "truncated": rollout.truncated.float().mean().item(),
-             "completion_len": rollout.lengths.float().mean().item(), "loss": loss, "grad_norm": grad_norm,
+             "zero_variance_groups": n_zero_variance, "truncated": rollout.truncated.float().mean().item(),
+             "completion_len": rollout.lengths.float().mean().item(), "loss": loss_sum, "grad_norm": grad_norm,
              "update_skipped": float(skipped), **parts, "time_rollout": t_rollout, "time_logprob": t_logprob,
              "time_update": time.time() - t2, "tokens": sum(int(p.mask.sum()) for p in packs)}
     logged = [(prompts[i // G].id, rollout.texts[i], scores[i].total) for i in range(min(cfg.log_samples, len(scores)))]
@@ -232,10 +235,14 @@ def sft_step(cfg, policy, optimizer, tokenizer, prompts, device):
     eos, t0 = tokenizer.convert_tokens_to_ids("<|im_end|>"), time.time()
     groups = [(s, [torch.tensor(tokenizer.encode(data.target_text(s.row)) + [eos])]) for s in prompts]
     packs = micro_batches(groups, cfg.pack_prompts, policy.config, device)
-    share = token_share(packs, device)
-    nll = lambda j, logp, mask: (-(logp * mask).sum() * share, {})  # summed over micro-batches: the global mean
-    loss, grad_norm, skipped, _ = update(policy, optimizer, packs, nll, 1.0, cfg.grad_clip, device)
-    return {"loss": loss, "grad_norm": grad_norm, "update_skipped": float(skipped), "time_update": time.time() - t0,
+    share, loss_sum = token_share(packs, device), 0.0
+    for p in packs:
+        logp = p.unflatten(vlm.completion_logprobs(policy, p, 1.0))  # [n_seq, T_max]
+        nll = -(logp * p.mask.to(logp.device)).sum() * share  # summed over micro-batches and ranks: the global mean
+        nll.backward()
+        loss_sum += nll.item()
+    grad_norm, skipped = clip_and_step(policy, optimizer, loss_sum, cfg.grad_clip, device)
+    return {"loss": loss_sum, "grad_norm": grad_norm, "update_skipped": float(skipped), "time_update": time.time() - t0,
             "tokens": sum(int(p.mask.sum()) for p in packs)}, []
 
 

@@ -74,3 +74,37 @@ def test_grpo_step_equals_the_loss_by_hand(toy_dir, toy_tok, world_of_one, monke
         torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-5, msg=name)
     assert any(not torch.equal(p, q) for p, q in zip(policy.parameters(), reference.parameters()))
     assert [text for _, text, _ in logged] == rollout.texts[:cfg.log_samples]
+
+
+def test_two_updates_per_batch_reuse_the_old_log_probs(toy_dir, toy_tok, world_of_one, monkeypatch):
+    """--updates-per-batch 2: the rollout's log-probs are frozen as the old policy; the first update has ratio 1,
+    the second takes its ratio against them with the weights the first one moved (PPO's several epochs)."""
+    monkeypatch.setattr(rewards, "score", fake_score)
+    torch.manual_seed(0)
+    policy = vlm.load_model(vlm.tiny_config("qwen2_5_vl", toy_tok))
+    expected_policy = copy.deepcopy(policy)
+    rows = data.load_jsonl(str(toy_dir / "train.jsonl"))[:2]
+    prompts = [data.prepare_sample(r, toy_tok, "qwen2_5_vl", data.VideoConfig(max_frames=4)) for r in rows]
+    cfg = dataclasses.replace(config.Config(), group_size=G, batch_size=2, pack_prompts=2, max_new_tokens=6,
+                              lr=1e-2, beta=0.0, updates_per_batch=2)
+
+    rollout = vlm.rollout(expected_policy, toy_tok, prompts, G, cfg.max_new_tokens, cfg.temperature, seed=7)
+    advantages, _ = grpo.group_advantages(torch.tensor([fake_score(t, None).total for t in rollout.texts]), G)
+    completions = rollout.completions()
+    packed = vlm.pack([(s, completions[i * G:(i + 1) * G]) for i, s in enumerate(prompts)], expected_policy.config)
+    with torch.no_grad():
+        old = packed.unflatten(vlm.completion_logprobs(expected_policy, packed))  # [B*G, T], before any update
+    optimizer = torch.optim.SGD(expected_policy.parameters(), lr=cfg.lr)
+    for _ in range(2):
+        logp = packed.unflatten(vlm.completion_logprobs(expected_policy, packed))
+        loss, _ = grpo.policy_loss(logp, old, None, advantages, packed.mask, beta=0.0)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(expected_policy.parameters(), cfg.grad_clip)
+        optimizer.step()
+        optimizer.zero_grad()
+
+    stats, _ = train.grpo_step(cfg, policy, None, torch.optim.SGD(policy.parameters(), lr=cfg.lr), toy_tok, prompts,
+                               7, torch.device("cpu"))
+    assert stats["loss"] == pytest.approx(loss.item(), abs=1e-6)  # the second update's loss
+    for (name, got), want in zip(policy.named_parameters(), expected_policy.parameters()):
+        torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-5, msg=name)
