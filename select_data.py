@@ -256,9 +256,12 @@ def model_identity(path):
 
 def row_key(line, row):
     """A hash of what a sample's rewards depend on besides the model and the settings: the row as written and its
-    video file (path, size, modification time)."""
+    video file (path, inode, size, modification and change times). The change time (ctime) moves on every write and
+    no tool sets it back, so a video rewritten in place with its size and mtime kept (cp -p, rsync -t, touch -r) is
+    sampled again; reading every video's bytes at start would cost as much as a first pass of decoding."""
     stat = os.stat(row["video"])
-    return hashlib.sha256(f"{line}\0{row['video']}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()).hexdigest()[:16]
+    video = f"{row['video']}\0{stat.st_ino}\0{stat.st_size}\0{stat.st_mtime_ns}\0{stat.st_ctime_ns}"
+    return hashlib.sha256(f"{line}\0{video}".encode()).hexdigest()[:16]
 
 
 def deal(chunks, done, rank, world):

@@ -157,13 +157,25 @@ def read_video(path: str, cfg: VideoConfig, sample_id=None) -> tuple[np.ndarray,
     try:
         frames = _decode_decord(path, idx) if use_decord else _decode_pyav(path, idx)
     except Exception as e:
-        raise video_error(path, sample_id, f"cannot decode video ({type(e).__name__}: {e})") from e
+        if not (use_decord and cfg.decoder == "auto"):
+            raise video_error(path, sample_id, f"cannot decode video ({type(e).__name__}: {e})") from e
+        frames = _decode_pyav_after(path, idx, sample_id, e)
     return frames, [i / fps for i in idx], sampled_fps(len(idx), n_frames, fps)
 
 
 def _decode_decord(path: str, idx: list[int]) -> np.ndarray:
     reader = decord.VideoReader(path, ctx=decord.cpu(0), num_threads=1)
     return reader.get_batch(idx).asnumpy()  # [T, H, W, 3] uint8
+
+
+def _decode_pyav_after(path: str, idx: list[int], sample_id, decord_error: Exception) -> np.ndarray:
+    """decord refuses some files PyAV reads (frames 16 px wide or less fail its buffer copy): with the decoder left
+    to "auto", PyAV gets a second try, and only when both fail is the video bad (both errors in the message)."""
+    try:
+        return _decode_pyav(path, idx)
+    except Exception as e:
+        raise video_error(path, sample_id, f"cannot decode video (decord: {type(decord_error).__name__}: "
+                                           f"{decord_error}; PyAV: {type(e).__name__}: {e})") from e
 
 
 def _decode_pyav(path: str, idx: list[int]) -> np.ndarray:

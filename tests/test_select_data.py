@@ -2,9 +2,11 @@
 
 import json
 import math
+import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -331,3 +333,19 @@ def test_a_log_written_by_other_weights_is_refused(warm_model, own_copy, tmp_pat
     vlm.load_model(vlm.tiny_config("qwen2_5_vl", toy_tok)).save_pretrained(model)
     with pytest.raises(SystemExit, match="written by other weights than those now at --model .weights hash"):
         run_select(model, own_copy, out)
+
+
+def test_a_video_rewritten_with_its_size_and_mtime_kept_is_sampled_again(tmp_path):
+    """The row's key follows its video's bytes: other bytes of the same size written in place with the old mtime
+    put back (as `cp -p` or `rsync -t` would) give another key, so the logged rewards are not reused."""
+    video_file = tmp_path / "v.mp4"
+    video_file.write_bytes(b"a" * 100)
+    row = {"id": "v", "video": str(video_file)}
+    line = json.dumps(row)
+    before, stat = sd.row_key(line, row), video_file.stat()
+    assert sd.row_key(line, row) == before  # unchanged: the same key
+    time.sleep(0.05)  # past the file system's timestamp tick
+    video_file.write_bytes(b"b" * 100)
+    os.utime(video_file, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert video_file.stat().st_size == stat.st_size and video_file.stat().st_mtime_ns == stat.st_mtime_ns
+    assert sd.row_key(line, row) != before

@@ -158,3 +158,17 @@ def test_a_grid_of_videos_equals_qwen_vl_utils(family, setting):
             assert [*size, tokens] == sizes[family, setting, T, height, width], (duration, video_fps, height, width)
             checked += 1
     assert checked == 13 * 5 * 5
+
+
+@pytest.mark.skipif(video.decord is None, reason="decord has no wheel here")
+def test_frames_decord_refuses_are_read_by_pyav(tmp_path):
+    """A 16-px-wide clip: decord's buffer copy fails on it, PyAV reads it; with the decoder left to "auto" the
+    frames come from PyAV, and only a file neither can read is a bad video."""
+    path = str(tmp_path / "narrow.mp4")
+    toy.write_mp4(path, np.full((8, 16, 16, 3), 128, np.uint8), 4)
+    with pytest.raises(Exception):
+        video._decode_decord(path, [0, 2])  # the failure this guards against
+    frames, timestamps, _ = video.read_video(path, VideoConfig(min_frames=4, max_frames=4))
+    assert frames.shape == (4, 16, 16, 3) and len(timestamps) == 4
+    with pytest.raises(data.DataError, match="cannot decode"):  # asked for decord alone, its error stands
+        video.read_video(path, VideoConfig(min_frames=4, max_frames=4, decoder="decord"))
