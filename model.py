@@ -360,6 +360,8 @@ def sample(model, prompts, group_size, max_new_tokens, temperature=1.0, top_p=1.
     (the steps after that are pads, cut off)."""
     config, device = model.config, model.lm_head.weight.device
     eos = config.text_config.eos_token_id if eos_token_id is None else eos_token_id
+    # the released checkpoints list several EOS ids ([151645, 151643]): a completion ending in any has ended
+    eos = torch.tensor(eos if isinstance(eos, (list, tuple)) else [eos], device=device)  # [n_eos]
     pad = config.text_config.pad_token_id if pad_token_id is None else pad_token_id
     generator = torch.Generator(device).manual_seed(seed)
     banned = torch.tensor([config.video_token_id, config.image_token_id], device=device)
@@ -388,7 +390,7 @@ def sample(model, prompts, group_size, max_new_tokens, temperature=1.0, top_p=1.
         token = _pick(logits, temperature, top_p, banned, generator)
         lengths += ~done
         ids[:, k] = token.masked_fill(done, pad)
-        done |= token == eos
+        done |= torch.isin(token, eos)
         if k == max_new_tokens - 1 or (k % STOP_CHECK == STOP_CHECK - 1 and done.all()):
             break
         step = dict(input_ids=ids[:, k:k + 1], attention_mask=keys_seen[..., :P + k + 1] if padded else None,
@@ -397,10 +399,17 @@ def sample(model, prompts, group_size, max_new_tokens, temperature=1.0, top_p=1.
     return Rollout(ids=ids[:, :int(lengths.max())], lengths=lengths, truncated=~done)
 
 
+def eos_ids(model, tokenizer):
+    """<|im_end|> plus every EOS id of the model's generation_config: stop where the checkpoint stops."""
+    gen = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    gen = [] if gen is None else gen if isinstance(gen, (list, tuple)) else [gen]
+    return sorted({tokenizer.convert_tokens_to_ids("<|im_end|>"), *gen})
+
+
 def rollout(model, tokenizer, prompts, group_size, max_new_tokens, temperature=1.0, top_p=1.0, seed=0):
     """sample() with the tokenizer's EOS (<|im_end|>) and pad, and the completions decoded with their special
     tokens kept (Rollout.texts), as rewards.score reads them. train.py, select_data.py and eval.py all call this."""
     out = sample(model, prompts, group_size, max_new_tokens, temperature, top_p, seed,
-                 eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"), pad_token_id=tokenizer.pad_token_id)
+                 eos_token_id=eos_ids(model, tokenizer), pad_token_id=tokenizer.pad_token_id)
     out.texts = tokenizer.batch_decode(out.completions(), skip_special_tokens=False)
     return out

@@ -289,3 +289,19 @@ def test_a_sharded_root_stays_gathered_after_a_no_grad_forward_until_resharded(t
     assert not is_sharded()
     model.reshard()
     assert is_sharded()
+
+
+def test_rollout_stops_on_every_eos_id_of_the_generation_config(toy_tok):
+    """The released generation_config lists two EOS ids ([<|im_end|>, <|endoftext|>]): a completion ending in the
+    second has ended too, not run on to max_new_tokens."""
+    model = tiny("qwen2_5_vl", toy_tok)
+    im_end = toy_tok.convert_tokens_to_ids("<|im_end|>")
+    other = next(i for i in range(len(toy_tok)) if i not in (im_end, toy_tok.pad_token_id,
+                                                           model.config.video_token_id, model.config.image_token_id))
+    bias = torch.zeros(len(toy_tok))
+    bias[other] = 50.0  # greedy picks the second EOS id first
+    model.lm_head.bias = torch.nn.Parameter(bias)
+    model.generation_config.eos_token_id = [im_end, other]
+    assert sorted(vlm.eos_ids(model, toy_tok)) == sorted({im_end, other})
+    r = vlm.rollout(model, toy_tok, [make_sample(toy_tok, "qwen2_5_vl")], 2, 6, temperature=0)
+    assert r.lengths.tolist() == [1, 1] and not r.truncated.any()
