@@ -41,13 +41,12 @@ class Exercise:
 
 EXERCISES = [
     Exercise(
-        "answers", "parse a temporal answer and score it with temporal IoU and IoP",
-        ("rewards.parse_segment", "rewards._iou_iop", "rewards.temporal_iou", "rewards.temporal_iop"),
-        grading("test_rewards.py", "parse_segment", "iou_iop", "iou_iop_equal_the_official_formulas_on_random_spans",
-                "score_table"),
+        "iou", "score a temporal answer with temporal IoU and IoP, the grounding half of the dual reward",
+        ("rewards._iou_iop", "rewards.temporal_iou", "rewards.temporal_iop"),
+        grading("test_rewards.py", "iou_iop", "iou_iop_equal_the_official_formulas_on_random_spans", "score_table"),
         "IoU = |pred ∩ gt| / |pred ∪ gt|, IoP = |pred ∩ gt| / |pred|, with |a ∩ b| = max(0, min(ends) -"
         " max(starts)), on the raw times; a zero-length prediction inside a span has IoP 1; several ground-truth"
-        " spans: the max over them; an unparseable answer scores 0."),
+        " spans: the max over them; an unparseable answer (None) scores 0."),
     Exercise(
         "advantages", "group-relative advantages, and Dr. GRPO's unscaled variant",
         ("grpo.group_advantages",),
@@ -58,13 +57,22 @@ EXERCISES = [
     Exercise(
         "loss", "the k3 KL, the clipped surrogate and the token / sequence / Dr. GRPO averaging",
         ("grpo.kl_k3", "grpo.policy_loss"),
-        grading("test_grpo.py", "worked_example_token_loss_and_stats", "worked_example_sequence_loss",
-                "worked_example_dr_grpo_loss", "clip_branches", "asymmetric_clip", "kl_k3", "kl_cap_of_ten",
-                "beta_zero_needs_no_reference", "token_vs_sequence_aggregation",
+        grading("test_grpo.py", "worked_example_sequence_loss", "worked_example_dr_grpo_loss", "clip_branches",
+                "asymmetric_clip", "kl_k3", "kl_cap_of_ten", "beta_zero_needs_no_reference",
+                "token_vs_sequence_aggregation", "dr_grpo_weighs_every_token_the_same",
                 "gradient_matches_finite_differences"),
         "rho = exp(logp - old); pg = -min(rho A, clip(rho, 1 - eps_low, 1 + eps_high) A); k3 = e^d - d - 1 with"
         " d = ref - logp (capped); loss = sum(pg + beta k3) / tokens (token), mean of row means (sequence), or"
         " sum / (N * max_len) (dr_grpo); masked positions never enter."),
+    Exercise(
+        "ranks", "loss accounting: micro-batches and ranks add up to the token mean of the whole batch",
+        ("grpo.micro_batch_weight", "train.token_share"),
+        grading("test_grpo.py", "micro_batches_add_up_to_the_batch_loss")
+        + grading("test_exercises.py", "token_share_counts_the_completion_tokens_of_every_rank")
+        + grading("test_grpo_step.py", "grpo_step_equals_the_loss_by_hand"),
+        "token: a micro-batch's token-mean loss times n_tokens * W / (completion tokens of all W ranks), summed"
+        " over micro-batches, averaged over ranks, is sum(l) / N_all; sequence and dr_grpo: 1 / n_micro; the"
+        " token count of all ranks is one all_reduce (sum)."),
     Exercise(
         "selection", "the variance-aware keep rule of data selection",
         ("select_data.reward_stats", "select_data.verdict"),
@@ -72,6 +80,27 @@ EXERCISES = [
                 "keep_rule_gqa_either_part", "select_top_n_and_counts"),
         "population std over the K completions; mcq keeps 0 < #right < K, tvg keeps std(IoU) > min_iou_std, gqa keeps"
         " either."),
+    Exercise(
+        "frames", "which frames a video keeps, and the pixel budget they share",
+        ("video.frame_count", "video.frame_indices", "video.frame_pixels"),
+        grading("test_data.py", "frame_indices_sample_target_fps_clamped_even")
+        + grading("test_video.py", "a_30_s_clip_at_the_release_budget", "a_600_s_clip_stays_within_the_budget",
+                  "a_short_clip_is_sampled_faster", "qwen3_vl_counts_in_32_by_32_squares",
+                  "a_grid_of_videos_equals_qwen_vl_utils"),
+        "T = n_frames / video_fps * fps, clamped to [min_frames up to even, max_frames down to even] and to"
+        " n_frames, rounded down to even (at least 2); index_k = round(linspace(0, n_frames - 1, T)) in float32;"
+        " per frame min = frame_min_tokens f^2, max = max(min(768 f^2, video_tokens f^2 / T * 2), int(1.05 min)),"
+        " f = patch * merge."),
+    Exercise(
+        "prompt", "the prompt layout: video placeholder, per-block timestamps (Qwen3-VL), question, chat turns",
+        ("data.video_text", "data.build_prompt"),
+        grading("test_data.py", "qwen2_5_prompt_written_out", "qwen3_video_placeholder_equals_transformers_processor",
+                "text_with_a_video_token_in_it_is_refused")
+        + grading("test_video.py", "prepare_sample_follows_the_rule_end_to_end"),
+        "one <|video_pad|> per merged patch, h * w / m^2 per temporal block; qwen2_5_vl: one <|vision_start|> ..."
+        " <|vision_end|> around all blocks; qwen3_vl: per block '<t seconds>' (one decimal) and its own start/end;"
+        " then system turn, user turn (video + user_text), open assistant turn; refuse a prompt whose video pads"
+        " do not match the grid."),
     Exercise(
         "rope", "3-D rotary positions (M-RoPE) of a video prompt",
         ("model._video_blocks", "model.rope_positions"),
@@ -89,6 +118,13 @@ EXERCISES = [
                 "vision_tower_and_prompt_run_once_per_group"),
         "query i sees key j when both are in its own segment with j <= i, or j lies in its segment's prefix (its"
         " prompt); a completion's token k sits at max(prompt positions) + 1 + k, as if it were alone."),
+    Exercise(
+        "temperature", "completion log-probs at the sampling temperature, the LM head in chunks",
+        ("model.lm_head_logprobs",),
+        grading("test_model.py", "logprobs_at_the_sampling_temperature_equal_the_plain_forward",
+                "packed_logprobs_equal_the_plain_forward_of_each_completion", "lm_head_runs_in_chunks"),
+        "log p(target) = z_target / T - logsumexp(z / T), z = lm_head(h) in float32; LOGIT_CHUNK rows of h at a"
+        " time, each chunk under torch.utils.checkpoint when grad is on, so no [T, vocab] logits live at once."),
     Exercise(
         "sampler", "the prompt-once sampler: prefill, fork the KV cache G ways, decode",
         ("model.sample",),
@@ -162,18 +198,24 @@ def test_docstring(folder, node_id):
     return doc.split("\n\n")[0] if doc else name.replace("_", " ")
 
 
+def run_tests(folder, node_ids):
+    """Run pytest on node_ids in folder -> (pytest's exit status, [(outcome, node id, reason)], its output tail)."""
+    env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false", COLUMNS="300")  # untruncated reasons
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", *node_ids],
+                          cwd=folder, env=env, capture_output=True, text=True)
+    results = re.findall(r"^(PASSED|FAILED|ERROR) (\S+)(?: - (.*))?$", proc.stdout, re.M)
+    return proc.returncode, results, proc.stdout[-4000:] + proc.stderr[-2000:]
+
+
 def check(number, folder):
     """Run exercise `number`'s grading tests in folder -> the number of failures (printed per test)."""
     ex = EXERCISES[number - 1]
     if not folder.is_dir():
         raise SystemExit(f"{folder} does not exist: run `python exercises.py start {number}` first")
-    env = dict(os.environ, OMP_NUM_THREADS="1", TOKENIZERS_PARALLELISM="false", COLUMNS="300")  # untruncated reasons
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rA", "-p", "no:cacheprovider", *ex.tests],
-                          cwd=folder, env=env, capture_output=True, text=True)
-    results = re.findall(r"^(PASSED|FAILED|ERROR) (\S+)(?: - (.*))?$", proc.stdout, re.M)
-    if proc.returncode not in (0, 1) or not results:  # a collection error, or nothing ran
-        print(proc.stdout[-4000:] + proc.stderr[-2000:])
-        print(f"exercise {number}: the grading tests did not run (pytest exit {proc.returncode})")
+    returncode, results, tail = run_tests(folder, ex.tests)
+    if returncode not in (0, 1) or not results:  # a collection error, or nothing ran
+        print(tail)
+        print(f"exercise {number}: the grading tests did not run (pytest exit {returncode})")
         return max(1, len(ex.tests))
     for outcome, node_id, _ in results:
         print(f"{'pass' if outcome == 'PASSED' else 'FAIL'}  {node_id}")
@@ -197,7 +239,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.command == "list":
         for i, ex in enumerate(EXERCISES, 1):
-            print(f"{i}. {ex.name:<11} {ex.goal}   ({', '.join(ex.blank)})")
+            print(f"{i:>2}. {ex.name:<12} {ex.goal}   ({', '.join(ex.blank)})")
         return 0
     folder = (args.dir or default_dir(args.number)).resolve()
     if args.command == "start":

@@ -187,6 +187,8 @@ def test_a_missing_jsonl_is_one_data_error_naming_it(tmp_path):
     ],
 )
 def test_frame_indices_sample_target_fps_clamped_even(n_frames, fps, cfg, expected):
+    """T frames at the target 2 fps, clamped to [min_frames, max_frames] and to the video's frames, rounded down to
+    even, spread evenly from the first frame to the last (index_k = round(k * (n_frames - 1) / (T - 1)))."""
     assert video.frame_indices(n_frames, fps, VideoConfig(**cfg)) == expected
 
 
@@ -359,6 +361,8 @@ GQA = dict(MCQ, id="g", task="gqa", segment=[0.5, 3.0], duration=6.0)
 
 
 def test_qwen2_5_prompt_written_out(toy_tok):
+    """A tvg prompt for Qwen2.5-VL, written out: system turn, user turn with one vision block of 2 x (4 x 4) / (2 x 2)
+    = 8 video pads, then duration, question and instruction, then the open assistant turn."""
     ids = data.build_prompt(TVG, toy_tok, "qwen2_5_vl", torch.tensor([2, 4, 4]), [0.25, 1.25])
     assert toy_tok.decode(ids) == (
         "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n<|im_start|>user\n"
@@ -371,6 +375,8 @@ def test_qwen2_5_prompt_written_out(toy_tok):
 
 
 def test_qwen3_video_placeholder_equals_transformers_processor(toy_tok):
+    """Qwen3-VL puts the time in the text: each temporal block is '<t seconds>' (t its two frames' mean time, one
+    decimal) and its own vision start/end around h * w / 4 pads, equal to transformers' Qwen3VLProcessor."""
     idx, fps, grid = [0, 2, 4, 6, 9, 11], 4.0, torch.tensor([3, 4, 6])
     proc = types.SimpleNamespace(  # just what the processor's method reads from `self`
         video_processor=types.SimpleNamespace(merge_size=2, temporal_patch_size=2),
@@ -394,6 +400,8 @@ def test_options_duration_and_instruction_per_task():
 
 
 def test_text_with_a_video_token_in_it_is_refused(toy_tok):
+    """A question holding <|video_pad|> would give the prompt more video tokens than the grid has features: refused,
+    naming the sample."""
     with pytest.raises(DataError, match="sample p"):
         data.build_prompt(dict(TVG, question="<|video_pad|>?"), toy_tok, "qwen2_5_vl", torch.tensor([1, 2, 2]), [0])
 

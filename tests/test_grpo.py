@@ -55,6 +55,8 @@ def worked_example():
 
 
 def test_worked_example_advantages():
+    """The two groups of the worked example above: r = [1, 0, 0.5] gives A = [1, -1, 0] and r = [0, 0, 1] gives
+    A = [-1, -1, 2] / sqrt(3) (mean over the group, sample std with N - 1)."""
     adv, n_zero, *_ = worked_example()
     expected = [1.0, -1.0, 0.0, -1 / S3, -1 / S3, 2 / S3]
     assert torch.allclose(adv, torch.tensor(expected, dtype=torch.float64), atol=1e-6, rtol=0)
@@ -62,6 +64,8 @@ def test_worked_example_advantages():
 
 
 def test_worked_example_token_loss_and_stats():
+    """aggregate="token" (the default) on the worked example: the sum of token terms over the 10 completion tokens,
+    -0.145273503, and the logged statistics; garbage under the mask gets no gradient."""
     adv, _, logp, old_logp, ref_logp, mask = worked_example()
     logp.requires_grad_(True)
     loss, stats = policy_loss(logp, old_logp, ref_logp, adv, mask, beta=0.01)
@@ -76,12 +80,16 @@ def test_worked_example_token_loss_and_stats():
 
 
 def test_worked_example_sequence_loss():
+    """aggregate="sequence" (the original GRPO): the mean over completions of each completion's mean token term,
+    0.008151694 as worked out above; a 1-token completion weighs as much as a 2-token one."""
     adv, _, logp, old_logp, ref_logp, mask = worked_example()
     loss, _ = policy_loss(logp, old_logp, ref_logp, adv, mask, beta=0.01, aggregate="sequence")
     assert loss.item() == pytest.approx(0.008151694, abs=1e-6)
 
 
 def test_worked_example_dr_grpo_loss():
+    """aggregate="dr_grpo": the same sum of token terms as "token" divided by the constant N * max_len (6 * 4), not
+    by the 10 tokens present; the logged kl stays a per-token mean; without max_len it refuses."""
     adv, _, logp, old_logp, ref_logp, mask = worked_example()
     loss, stats = policy_loss(logp, old_logp, ref_logp, adv, mask, beta=0.01, aggregate="dr_grpo", max_len=4)
     assert loss.item() == pytest.approx(-0.060530626, abs=1e-9)
@@ -156,6 +164,8 @@ def test_kl_k3():
 
 
 def test_beta_zero_needs_no_reference():
+    """beta = 0 drops the KL term: the loss is the surrogate alone ((-1.4 - 0.1/sqrt3) / 10 on the worked example),
+    no reference log-probs are needed and kl logs 0; beta != 0 without a reference is an error."""
     adv, _, logp, old_logp, _, mask = worked_example()
     loss, stats = policy_loss(logp, old_logp, None, adv, mask, beta=0.0)
     assert loss.item() == pytest.approx((-1.4 - 0.1 / S3) / 10, abs=1e-9)

@@ -34,6 +34,10 @@ def world_of_one():
 
 
 def test_grpo_step_equals_the_loss_by_hand(toy_dir, toy_tok, world_of_one, monkeypatch):
+    """One train.grpo_step on a tiny model (2 prompts, two micro-batches of one group) equals the step written out
+    by hand on a copy with the same seed: rollout, rewards, group advantages, one packed row of the whole batch,
+    reference log-probs, policy_loss, backward, clip, SGD step. The loss and every updated weight agree, so the
+    micro-batch weights add up to the loss of the whole batch."""
     monkeypatch.setattr(rewards, "score", fake_score)
     torch.manual_seed(0)
     policy = vlm.load_model(vlm.tiny_config("qwen2_5_vl", toy_tok))

@@ -94,6 +94,8 @@ def test_parse_option(text, options, expected):
     ("1 to " + " " * MAX_ANSWER_CHARS + "2", None),  # longer than MAX_ANSWER_CHARS: not parsed
 ])
 def test_parse_segment(text, expected):
+    """Every accepted span form ('12.5 to 17.0', '12.5-17.0', '[12.5, 17.0]', the release's JSON, 'mm:ss - mm:ss')
+    reads as (start, end) in seconds; the hostile ones give None."""
     assert parse_segment(text) == expected
 
 
@@ -250,6 +252,9 @@ def r(total, fmt, accuracy, iou):
     ("<think>x</think><answer>B, 50.5 to 57.5</answer>", GQA_SPANS, r(1.0, 1.0, 1.0, 1.0)),
 ])
 def test_score_table(completion, sample, expected):
+    """The whole dual reward, one completion at a time: total = 0.5 * accuracy + 0.5 * format, where accuracy is
+    the option's correctness (mcq), the temporal IoU with the ground truth (tvg), or their mean (gqa; with several
+    spans, the best span's IoU); a span past the video is not clipped, a reversed or non-finite one scores IoU 0."""
     got = score(completion, sample)
     assert (got.total, got.format, got.accuracy, got.iou) == expected
     assert all(type(getattr(got, k)) is float for k in NUMBERS)

@@ -49,6 +49,8 @@ def greedy_equals_generate(toy_tok, family, device):
 
 @pytest.mark.parametrize("family", FAMS)
 def test_greedy_sampling_equals_generate(toy_tok, family):
+    """Greedy (temperature 0) prompt-once sampling gives the tokens of Hugging Face's generate(do_sample=False) for
+    each prompt, up to and including EOS, for both families."""
     greedy_equals_generate(toy_tok, family, "cpu")
 
 
@@ -117,6 +119,7 @@ def test_the_preallocated_cache_decodes_what_the_growing_cache_did(toy_tok, fami
 
 
 def test_seeded_sampling_is_reproducible(toy_tok):
+    """The same seed gives the same completions and lengths (with and without top-p), another seed others."""
     model = tiny("qwen3_vl", toy_tok)
     prompts = [make_sample(toy_tok, "qwen3_vl", seed=0), make_sample(toy_tok, "qwen3_vl", seed=1)]
     run = lambda seed, top_p: vlm.sample(model, prompts, 3, 8, temperature=1.0, top_p=top_p, seed=seed)

@@ -36,6 +36,9 @@ def gqa_table(rights, ious):
 
 
 def test_reward_stats_worked_example():
+    """Mean and population std (over the K completions) of each reward part: an mcq sample right 2 of 4 times has
+    accuracy std 0.5; a tvg sample with IoU 0.2, 0.6, 0.2, 0.6 has IoU std 0.2, and one with IoU 0.48-0.52
+    only 0.014."""
     s = sd.reward_stats(MCQ_HALF)
     assert s["k"] == 4
     assert s["total_mean"] == 0.75 and s["total_std"] == 0.25  # deviations ±0.25, population std
@@ -53,6 +56,8 @@ def test_reward_stats_worked_example():
 
 
 def test_keep_rule_mcq():
+    """An mcq sample is kept when 0 < #right < K: right half the time is kept; always right, or always wrong while
+    only the format varies, is dropped (every completion would get the same accuracy, so no signal on the answer)."""
     assert sd.verdict(sd.reward_stats(MCQ_HALF), "mcq", 0.1) == "kept"
     assert sd.verdict(sd.reward_stats(MCQ_ALL_RIGHT), "mcq", 0.1) == "always_right"
     # the total reward varies (format), but the option never does: dropped, selection looks at correctness
@@ -60,6 +65,8 @@ def test_keep_rule_mcq():
 
 
 def test_keep_rule_tvg_threshold():
+    """A tvg sample is kept when its IoU std is strictly above min_iou_std: IoU std 0.2 is kept at 0.1, 0.014 is
+    "low_spread" at 0.1 but kept at 0.01."""
     assert sd.verdict(sd.reward_stats(TVG_SPREAD), "tvg", 0.1) == "kept"
     assert sd.verdict(sd.reward_stats(TVG_FLAT), "tvg", 0.1) == "low_spread"
     assert sd.verdict(sd.reward_stats(TVG_FLAT), "tvg", 0.01) == "kept"  # 0.0141 > 0.01
@@ -67,6 +74,8 @@ def test_keep_rule_tvg_threshold():
 
 
 def test_keep_rule_gqa_either_part():
+    """A gqa sample is kept when either part varies: the option's correctness, or the IoU beyond min_iou_std;
+    neither varying, it is always right or always wrong by its option."""
     right_spread = gqa_table([1, 1, 1, 1], [0.1, 0.7, 0.1, 0.7])  # IoU std 0.3
     varies_flat = gqa_table([1, 0, 1, 1], [0.3] * 4)
     right_flat = gqa_table([1, 1, 1, 1], [0.3, 0.32, 0.3, 0.28])  # IoU std 0.014
@@ -78,6 +87,8 @@ def test_keep_rule_gqa_either_part():
 
 
 def test_select_top_n_and_counts():
+    """select() gives every row a verdict; top_n keeps the N kept rows of largest total-reward std (ties: file
+    order) and marks the rest "beyond_top_n"; a failed video is counted and named, never kept."""
     results = [
         {"id": "a", "task": "mcq", "rewards": MCQ_HALF},  # total std 0.25
         {"id": "b", "task": "tvg", "rewards": TVG_SPREAD},  # total std 0.1
