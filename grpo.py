@@ -24,13 +24,8 @@ scale=False and "dr_grpo".
 
 A group whose G rewards are all equal carries no signal: its advantages are exactly 0 and it is counted.
 
-Defaults follow the Temporal-R1 release (a fork of verl): G = 8, k3 KL in the loss with beta = 0.01 and each
-token's k3 capped at 10 (verl's "low_var_kl"), clip 0.2 on both sides, one update per batch (so old_logp is the
-detached current logp and rho = 1 in value, with the gradient of rho * A still flowing). Two differences remain:
-the release averages tokens within each micro-batch of a few completions and then averages those means, so a
-token's weight depends on the micro-batch it lands in (our "token" weighs every token of the batch the same);
-and the release adds an entropy bonus (-0.001 * mean token entropy), which this loss leaves out. TRL-based
-peers (Video-R1, open-r1) use beta = 0.04; beta = 0 drops the reference model.
+Defaults follow the Temporal-R1 release (G = 8, beta = 0.01, k3 capped at 10, clip 0.2, one update per batch);
+how this loss departs from it: see docs/release_differences.md.
 """
 
 import torch

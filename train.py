@@ -10,18 +10,7 @@ One GRPO step (`grpo_step`, in this order):
     -> per micro-batch: grpo.policy_loss x weight -> backward; then grad-norm clip -> optimizer step
 then the loop logs and checkpoints. `--mode sft` (`sft_step`) trains on the ground-truth targets instead.
 
-How this departs from textbook GRPO (Shao et al. 2024), on purpose:
-  - the loss averages over all completion tokens of the global batch (`--aggregate token`, DAPO's token mean,
-    TRL's "dapo"): each micro-batch is weighted by its share of the tokens of all ranks, so every token counts the
-    same. The Temporal-R1 release (a fork of verl) differs: it takes a token mean within each micro-batch of a few
-    completions and averages those means, so a token weighs more in a micro-batch with fewer tokens, and it adds an
-    entropy bonus (-0.001 * mean token entropy) that we leave out. `--aggregate sequence` is the original GRPO
-    mean of completion means; `--aggregate dr_grpo` with `--scale-advantages false` is Dr. GRPO (sum over tokens
-    / (completions x max_new_tokens));
-  - each token's k3 KL term is capped at `--kl-clamp` 10, as the release (verl's "low_var_kl") does;
-  - with one update per batch (the default) the old policy is the current one, so the ratio is 1 in value and
-    only its gradient matters; `--updates-per-batch > 1` recomputes old log-probs with the packed forward;
-  - groups whose G rewards are all equal carry no signal: their advantage is 0 and they are counted.
+How this departs from textbook GRPO and from the Temporal-R1 release: see docs/release_differences.md.
 
 Distributed: FSDP2 (`fully_shard`) on every decoder layer and vision block, then the root. Without torchrun the
 same code runs as a world of one. Rollouts gather the full weights once and decode without collectives.
