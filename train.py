@@ -115,26 +115,36 @@ def micro_batches(groups, pack_prompts, config, device):
 
 def token_share(packs, device):
     """world / (completion tokens of all ranks): a micro-batch's token-mean loss times its tokens times this sums,
-    over micro-batches and ranks (FSDP averages gradients over ranks, hence the world), to the global token mean."""
+    over micro-batches and ranks (FSDP averages gradients over ranks, hence the world), to the global token mean.
+    0 when no rank has a token (every group left the update)."""
     all_tokens = torch.tensor(float(sum(int(p.mask.sum()) for p in packs)), device=device)
     dist.all_reduce(all_tokens)
-    return dist.get_world_size() / all_tokens.item()
+    return dist.get_world_size() / all_tokens.item() if all_tokens.item() else 0.0
 
 
-def clip_and_step(policy, optimizer, loss_sum, grad_clip, device):
+def as_many_as_every_rank(packs, spare, device):
+    """[FSDP] every rank must run as many forward and backward passes as the others (each one gathers and reduces
+    the shards): pad this rank's micro-batches with copies of a spare one, weighted 0, up to the most any rank has.
+    Only the online selection (--min-group-std) makes the counts differ."""
+    most = torch.tensor(len(packs), device=device)
+    dist.all_reduce(most, op=dist.ReduceOp.MAX)
+    return packs + [spare] * (int(most) - len(packs))
+
+
+def clip_and_step(policy, optimizer, loss_sum, grad_clip, device, step=True):
     """The end of every step, after the micro-batches' backward passes: clip the global gradient norm, then step,
-    unless the loss or the gradient is not finite on any rank (a NaN never reaches the weights). -> (grad_norm,
-    skipped)."""
+    unless the loss or the gradient is not finite on any rank (a NaN never reaches the weights) or step is False
+    (no rank kept a group: AdamW would still move the weights on its momentum). -> (grad_norm, skipped)."""
     grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), grad_clip)
     grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm  # [FSDP] a DTensor
     bad = torch.tensor([0.0 if math.isfinite(loss_sum) and torch.isfinite(grad_norm) else 1.0], device=device)
     dist.all_reduce(bad)  # [NaN safety] every rank skips together, or none does
     if bad.item() > 0:
         print("[warn] non-finite loss or gradient, update skipped", file=sys.stderr)
-    else:
+    elif step:
         optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    return grad_norm.item(), bad.item() > 0
+    return grad_norm.item(), bad.item() > 0 or not step
 
 
 def rollouts(policy, tokenizer, prompts, cfg, seed):
@@ -185,11 +195,18 @@ def grpo_step(cfg, policy, reference, optimizer, tokenizer, prompts, seed, devic
     reward, finite = reward_tensor(scores, prompts, G)  # [B*G]
     advantages, n_zero_variance = grpo.group_advantages(reward, G, scale=cfg.scale_advantages)  # [B*G]
     advantages = torch.where(finite, advantages, 0.0)  # [NaN safety] a non-finite reward teaches nothing
+    #    online selection (--min-group-std > 0): a group whose rewards barely vary leaves the update
+    keep = grpo.varied_groups(reward, G, cfg.min_group_std)  # [B] bool
+    advantages = advantages.view(-1, G)[keep].view(-1)  # [B_kept*G]
 
     # 4. pack: one row per micro-batch, [prompt_1, c_11 .. c_1G, prompt_2, ...]
     completions = rollout.completions()
-    packs = micro_batches([(s, completions[i * G:(i + 1) * G]) for i, s in enumerate(prompts)], cfg.pack_prompts,
-                          policy.config, device)
+    groups = [(s, completions[i * G:(i + 1) * G]) for i, s in enumerate(prompts)]
+    packs = micro_batches([g for g, kept in zip(groups, keep.tolist()) if kept], cfg.pack_prompts, policy.config,
+                          device)
+    n_real = len(packs)
+    packs = as_many_as_every_rank(packs, packs[0] if packs else micro_batches(groups[:1], 1, policy.config, device)[0],
+                                  device)  # [FSDP] copies weigh 0
 
     # 5. reference (and old) log-probs, without gradients, at the rollout temperature: the ratio and the KL are
     #    taken on the distribution that was sampled from
@@ -202,7 +219,7 @@ def grpo_step(cfg, policy, reference, optimizer, tokenizer, prompts, seed, devic
     t_logprob, t2 = time.time() - t1, time.time()
 
     # 6. per micro-batch: log-probs -> policy_loss x weight -> backward (gradients add up); then clip -> step
-    share, n_seq = token_share(packs, device), cfg.pack_prompts * G  # weights so micro-batches sum to the batch
+    share, n_seq = token_share(packs[:n_real], device), cfg.pack_prompts * G  # so micro-batches sum to the batch
     for _ in range(cfg.updates_per_batch):
         loss_sum, parts = 0.0, dict.fromkeys(("kl", "clip_low_frac", "clip_high_frac"), 0.0)
         for j, p in enumerate(packs):
@@ -210,22 +227,24 @@ def grpo_step(cfg, policy, reference, optimizer, tokenizer, prompts, seed, devic
             mask = p.mask.to(logp.device)  # [n_seq, T_max], completion tokens up to EOS
             old = p.unflatten(old_logps[j]) if old_logps else logp.detach()  # one update: the ratio is 1
             ref = p.unflatten(ref_logps[j]) if ref_logps else None
-            adv = advantages[j * n_seq:(j + 1) * n_seq].to(logp.device)  # [n_seq]
+            adv = advantages[j * n_seq:(j + 1) * n_seq].to(logp.device) if j < n_real \
+                else torch.zeros(len(mask), device=logp.device)  # [n_seq]
             loss, part = grpo.policy_loss(logp, old, ref, adv, mask, cfg.clip_low, cfg.clip_high, cfg.beta,
                                           cfg.aggregate, cfg.max_new_tokens, cfg.kl_clamp)
-            weight = grpo.micro_batch_weight(cfg.aggregate, mask.sum(), share, len(packs))
+            weight = grpo.micro_batch_weight(cfg.aggregate, mask.sum(), share, n_real) if j < n_real else 0.0
             weighted = loss * weight
             weighted.backward()
             loss_sum += weighted.item()
             parts = {k: parts[k] + part[k] * float(weight) for k in parts}
-        grad_norm, skipped = clip_and_step(policy, optimizer, loss_sum, cfg.grad_clip, device)
+        grad_norm, skipped = clip_and_step(policy, optimizer, loss_sum, cfg.grad_clip, device, step=share > 0)
 
     stats = {"reward": reward.mean().item(), "format": float(np.mean([s.format for s in scores])),
              "accuracy": float(np.mean([s.accuracy for s in scores])), "iou": float(np.mean([s.iou for s in scores])),
-             "zero_variance_groups": n_zero_variance, "truncated": rollout.truncated.float().mean().item(),
+             "zero_variance_groups": n_zero_variance,
+             "dropped_groups": len(prompts) - int(keep.sum()), "truncated": rollout.truncated.float().mean().item(),
              "completion_len": rollout.lengths.float().mean().item(), "loss": loss_sum, "grad_norm": grad_norm,
              "update_skipped": float(skipped), **parts, "time_rollout": t_rollout, "time_logprob": t_logprob,
-             "time_update": time.time() - t2, "tokens": sum(int(p.mask.sum()) for p in packs)}
+             "time_update": time.time() - t2, "tokens": sum(int(p.mask.sum()) for p in packs[:n_real])}
     logged = [(prompts[i // G].id, rollout.texts[i], scores[i].total) for i in range(min(cfg.log_samples, len(scores)))]
     return stats, logged
 
