@@ -40,6 +40,7 @@ from transformers.utils import logging as hf_logging
 import attention
 import data
 import model as vlm
+import toy
 
 SHAPES = {  # (text, vision, patches per frame side). Real 7B vision: 32 blocks (4 full attention), hidden 1280
     "tiny-wide": (dict(hidden_size=256, intermediate_size=1024, num_attention_heads=4, num_key_value_heads=2,  # hd 64
@@ -55,7 +56,7 @@ MIN_TEXT = 16  # text tokens around the video in every prompt; the rest of P is 
 
 def bench_config(shape, layers, vision_layers):
     """The real Qwen2.5-VL config class with the toy tokenizer's special ids (0-6), resized to SHAPES[shape]."""
-    base = vlm.tiny_config("qwen2_5_vl")
+    base = vlm.tiny_config("qwen2_5_vl", toy.toy_tokenizer())
     text, vision, _ = SHAPES[shape]
     text = {**base.text_config.to_dict(), **text, "num_hidden_layers": layers, "layer_types": None}
     vision = {**base.vision_config.to_dict(), **vision, "depth": vision_layers,

@@ -47,6 +47,8 @@ class Config:
     scale_advantages: bool = arg(True, "divide by the group std; False (with --aggregate dr_grpo) = Dr. GRPO")
     reward: str = arg("dual", "dual (gqa: (1[option right] + IoU) / 2) | answer (gqa: 1[option right] alone)")
     kl_clamp: float = arg(10.0, "cap on each token's k3 KL term, as verl's low_var_kl; 0 = no cap")
+    min_group_std: float = arg(0.0, "online selection: a group whose rewards' std (N - 1) is below this leaves the"
+                                    " update (counted as dropped_groups); 0 = every group counts. --aggregate token")
     updates_per_batch: int = arg(1, "policy updates per rollout batch (old log-probs kept when > 1)")
     temperature: float = arg(1.0, "rollout sampling temperature")
     top_p: float = arg(1.0, "rollout nucleus sampling")
@@ -107,5 +109,6 @@ def parse_config(argv=None):
     assert cfg.mode == "sft" or cfg.group_size >= 2, "GRPO needs G >= 2 completions per prompt"
     assert cfg.batch_size % cfg.pack_prompts == 0, "batch_size must be a multiple of pack_prompts"
     assert cfg.reward in ("dual", "answer"), cfg.reward
+    assert cfg.min_group_std == 0 or cfg.aggregate == "token", "--min-group-std needs --aggregate token"
     assert cfg.aggregate in grpo.AGGREGATES and cfg.schedule in ("constant", "cosine")
     return cfg

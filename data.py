@@ -115,6 +115,16 @@ def read_jsonl(path: str, max_text_chars: int = MAX_TEXT_CHARS, tasks: tuple = T
     return out
 
 
+def moved_video_path(line, data_dir, out_dir):
+    """A kept line as written, unless its video path is relative and the output lives in another folder: then
+    the path is rewritten relative to the output's folder, so the selected file loads where it is."""
+    row = json.loads(line)
+    if os.path.realpath(data_dir) == os.path.realpath(out_dir) or os.path.isabs(row["video"]):
+        return line
+    row["video"] = os.path.relpath(os.path.join(data_dir, row["video"]), out_dir)
+    return json.dumps(row)
+
+
 def load_jsonl(path: str, skip_bad: bool = False, report: str | None = None,
                max_text_chars: int = MAX_TEXT_CHARS, tasks: tuple = TASKS) -> list[dict]:
     """The valid rows of a JSONL file (read_jsonl), or one DataError listing every problem of the file, one per

@@ -52,6 +52,17 @@ def group_advantages(rewards, group_size, eps=1e-6, scale=True):
     return adv.view(-1), int(zero_var.sum())
 
 
+def varied_groups(rewards, group_size, min_std):
+    """Online selection, the in-training form of select_data.py: which groups' rewards vary enough to teach.
+
+    rewards [B*G], group-major -> keep [B] bool: the group's sample std (N - 1, as in group_advantages) is at least
+    min_std. A group of equal rewards has advantage 0 and teaches nothing but still dilutes the token mean; a group
+    whose continuous rewards differ by a hair (IoUs 0.50, 0.51, ...) gets advantages of +-1 after scaling and
+    teaches noise. min_std = 0 keeps every group: the plain GRPO step."""
+    r = torch.as_tensor(rewards, dtype=torch.float32).view(-1, group_size)  # [B, G]
+    return r.std(dim=1) >= min_std if min_std > 0 else torch.ones(len(r), dtype=torch.bool)
+
+
 def kl_k3(logp, ref_logp, clamp=None):
     """k3 = exp(d) - d - 1 with d = ref - logp, elementwise, >= 0 (an unbiased estimate of KL(pi || ref) under
     samples of pi). Computed as expm1(d) - d, the same number without the cancellation of exp(d) - 1 near 0.

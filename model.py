@@ -43,13 +43,10 @@ LOGIT_CHUNK = 1024  # completion tokens per LM-head chunk: [1024, 152k] float32 
 # ----------------------------------------------------------------------------------------------------------------
 # models
 
-def tiny_config(family="qwen2_5_vl", tokenizer=None, hidden=64, layers=2, vision_init=0.02):
+def tiny_config(family, tokenizer, hidden=64, layers=2, vision_init=0.02):
     """A small config of the real class (2 layers of hidden 64 for tests; wider and deeper for the toy world; head
-    dim 16, vision depth 2). Vocabulary and special ids come from the tokenizer (toy.toy_tokenizer() by default).
+    dim 16, vision depth 2). Vocabulary and special ids come from the tokenizer (any with Qwen's special tokens).
     vision_init: the std of the vision tower's random weights (HF's initializer_range)."""
-    if tokenizer is None:
-        from toy import toy_tokenizer
-        tokenizer = toy_tokenizer()
     tid = tokenizer.convert_tokens_to_ids
     text = dict(vocab_size=len(tokenizer), hidden_size=hidden, intermediate_size=2 * hidden, num_hidden_layers=layers,
                 num_attention_heads=hidden // 16, num_key_value_heads=hidden // 32, max_position_embeddings=4096,

@@ -1,15 +1,18 @@
 """reproduce.py: the paper's three claims in miniature on the toy world, a few seeds each, verdicts computed.
 
-    python reproduce.py              # 3 seeds -> runs/reproduce/table.md and claims.png
+    python reproduce.py              # 5 seeds -> runs/reproduce/table.md and claims.png
     python reproduce.py --quick      # a few minutes: fewer clips and steps, 2 seeds (what the tests run)
 
 Per seed s, from one warm start W_s (the tiny toy model pre-trained on the captions of the train clips, then SFT
-on the labelled part, as `python train.py`):
+on the labelled part, as `python train.py`; every stage is a train.py or select_data.py command run as its own
+process, as a user would run it, so each arm's folder holds its log, metrics and checkpoint):
   1. RL vs SFT: W_s + B steps of GRPO  vs  W_s + B steps of SFT, both on the whole train split (same prompts and
      batch size; SFT reads the ground truth). Scored on the test split (in domain) and on a variant of the toy world
      that no stage trains on: clips of 10-14 s instead of 4-8 (out of domain).
   2. Data efficiency: GRPO for B steps on the rows that select_data.py keeps with W_s (at most half of them) vs
-     on all rows vs on a random subset of the same size.
+     on all rows vs on a random subset of the same size; and the online form of the selection: GRPO on all rows
+     with --min-group-std, each step's groups whose rewards barely vary left out of the update. Every GRPO arm
+     samples the same number of rollouts (B steps x 8 prompts x G).
   3. Dual reward: GRPO for B steps with gqa rewarded by (1[option right] + IoU) / 2 vs by 1[option right] alone.
 
 A verdict compares two arms by their difference d_s on each seed: "holds" when the mean of d lies more than two
@@ -22,23 +25,28 @@ import dataclasses
 import json
 import os
 import random
+import subprocess
+import sys
 import time
 
 import numpy as np
 
 import config
+import data
 import distributed
-import select_data
 import toy
-import train
 
-ARMS = ("warm", "grpo", "sft", "selected", "random", "answer_only")
+ROOT = os.path.dirname(os.path.abspath(__file__))
+ONLINE_MIN_STD = 0.1  # the online arm drops groups whose rewards' std is below this (--min-group-std)
+
+ARMS = ("warm", "grpo", "sft", "selected", "random", "online", "answer_only")
 # (claim, metric, split, arm a, arm b, kind): kind "better" = a beats b, "no worse" = a is not beaten by b
 COMPARISONS = [
     ("1. RL vs SFT", "reward", "test", "grpo", "sft", "better"),
     ("1. RL vs SFT", "reward", "ood", "grpo", "sft", "better"),
     ("2. data efficiency", "reward", "test", "selected", "all", "no worse"),
     ("2. data efficiency", "reward", "test", "selected", "random", "better"),
+    ("2. data efficiency", "reward", "test", "online", "all", "no worse"),
     ("3. dual reward", "gqa/accuracy", "test", "grpo", "answer_only", "no worse"),
     ("3. dual reward", "gqa/mIoU", "test", "grpo", "answer_only", "better"),
 ]
@@ -48,7 +56,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--out", default="runs/reproduce")
     p.add_argument("--quick", action="store_true", help="a few minutes: 96 clips, short runs, 2 seeds")
-    p.add_argument("--seeds", type=int, default=None, help="default 3 (2 with --quick)")
+    p.add_argument("--seeds", type=int, default=None, help="default 5 (2 with --quick)")
     return p.parse_args(argv)
 
 
@@ -69,15 +77,40 @@ def write_ood(cfg):
     return os.path.join(ood_dir, "test.jsonl")
 
 
+def command(script, *flags):
+    """Run one of the repo's commands as its own process, as a user would, its output in this seed's log."""
+    sys.stdout.flush()
+    one_thread = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")  # as side_by_side's own processes
+    proc = subprocess.run([sys.executable, os.path.join(ROOT, script), *flags], stdout=sys.stdout,
+                          stderr=subprocess.STDOUT, env=one_thread)
+    if proc.returncode:
+        raise RuntimeError(f"{script} {' '.join(flags)} exited with {proc.returncode} (its output is above)")
+
+
+def train_stage(start, data_file, out, seed, steps, stage):
+    """train.py from `start` on `data_file` for `steps` steps with a toy stage's settings -> its last checkpoint."""
+    command("train.py", "--model", start, "--data", data_file, "--out", out, "--seed", str(seed),
+            "--steps", str(steps), *toy.as_flags(stage))
+    return os.path.join(out, f"checkpoint-{steps}")
+
+
+def warm_start(cfg, seed, labelled):
+    """W_s, as `python train.py` makes it: the toy model -> caption pre-training -> SFT on the labelled part."""
+    folder, captions = os.path.join(cfg.out, f"seed-{seed}"), os.path.join(os.path.dirname(labelled), "captions.jsonl")
+    if not os.path.exists(os.path.join(folder, "init", "config.json")):
+        toy.save_toy_model(os.path.join(folder, "init"), seed)
+    base = train_stage(os.path.join(folder, "init"), captions, os.path.join(folder, "base"), seed,
+                       cfg.toy_pretrain_steps, toy.TOY_SFT)
+    return train_stage(base, labelled, os.path.join(folder, "sft"), seed, cfg.toy_sft_steps, toy.TOY_SFT)
+
+
 def arm(cfg, seed, name, start, data_file, **changes):
     """B more steps from the warm start: GRPO (the toy default's) unless changes say otherwise -> last checkpoint."""
-    kind = train.TOY_SFT if changes.get("mode") == "sft" else train.TOY_GRPO
-    run = dict(kind, eval_every=0, save_every=cfg.toy_grpo_steps, **changes)
+    run = dict(toy.TOY_SFT if changes.get("mode") == "sft" else toy.TOY_GRPO, eval_every=0, **changes)
     if run["mode"] == "sft":  # the same prompts per step as GRPO, at GRPO's learning rate
-        run.update(batch_size=train.TOY_GRPO["batch_size"], pack_prompts=train.TOY_GRPO["pack_prompts"],
-                   schedule="constant", warmup_steps=0, lr=train.TOY_GRPO["lr"])
-    return train.train(dataclasses.replace(cfg, model=start, data=data_file, seed=seed, steps=cfg.toy_grpo_steps,
-                                           out=os.path.join(cfg.out, f"seed-{seed}", name), **run))
+        run.update(batch_size=toy.TOY_GRPO["batch_size"], pack_prompts=toy.TOY_GRPO["pack_prompts"],
+                   schedule="constant", warmup_steps=0, lr=toy.TOY_GRPO["lr"])
+    return train_stage(start, data_file, os.path.join(cfg.out, f"seed-{seed}", name), seed, cfg.toy_grpo_steps, run)
 
 
 def select_rows(cfg, seed, start, train_file):
@@ -87,15 +120,14 @@ def select_rows(cfg, seed, start, train_file):
     selected, rand = os.path.join(folder, "selected.jsonl"), os.path.join(folder, "random.jsonl")
     rows = open(train_file, encoding="utf-8").readlines()
     if not os.path.exists(rand):
-        video_flags = [f"--{k.replace('_', '-')}={v}" for k, v in train.TOY_VIDEO.items()]
-        select_data.main(["--model", start, "--data", train_file, "--out", selected, "--k",
-                          str(train.TOY_GRPO["group_size"]), "--max-new-tokens", str(train.TOY_GRPO["max_new_tokens"]),
-                          "--temperature", str(train.TOY_GRPO["temperature"]),
-                          "--batch-size", "8", "--seed", str(seed), "--top-n", str(len(rows) // 2), *video_flags])
+        command("select_data.py", "--model", start, "--data", train_file, "--out", selected,
+                "--k", str(toy.TOY_GRPO["group_size"]), "--max-new-tokens", str(toy.TOY_GRPO["max_new_tokens"]),
+                "--temperature", str(toy.TOY_GRPO["temperature"]), "--batch-size", "8", "--seed", str(seed),
+                "--top-n", str(len(rows) // 2), *toy.as_flags(toy.TOY_VIDEO))
         n_kept = len(open(selected, encoding="utf-8").readlines())
         picked = random.Random(seed).sample(rows, n_kept)  # video paths rewritten as select_data.py does for its own
         with open(rand + ".tmp", "w", encoding="utf-8") as f:
-            f.writelines(select_data.moved_video_path(line.rstrip("\n"), os.path.dirname(train_file), folder) + "\n"
+            f.writelines(data.moved_video_path(line.rstrip("\n"), os.path.dirname(train_file), folder) + "\n"
                          for line in picked)
         os.replace(rand + ".tmp", rand)
     return selected, rand
@@ -103,18 +135,18 @@ def select_rows(cfg, seed, start, train_file):
 
 def seed_runs(cfg, seed, files, ood_file):
     """Every arm of one seed -> {arm: {"test": metrics, "ood": metrics}, "rows": (kept, all)}."""
-    distributed.init(need_group=True, timeout_minutes=cfg.dist_timeout_minutes)
     train_file, labelled, test_file = files
-    warm = train.toy_warm_start(cfg, seed, labelled)  # in OUT/seed-S/sft, as the toy default's
+    warm = warm_start(cfg, seed, labelled)  # in OUT/seed-S/sft, as the toy default's
     selected, rand = select_rows(cfg, seed, warm, train_file)
     finals = {"warm": warm,
               "grpo": arm(cfg, seed, "grpo", warm, train_file),
               "sft": arm(cfg, seed, "more_sft", warm, train_file, mode="sft"),
               "selected": arm(cfg, seed, "selected", warm, selected),
               "random": arm(cfg, seed, "random", warm, rand),
+              "online": arm(cfg, seed, "online", warm, train_file, min_group_std=ONLINE_MIN_STD),
               "answer_only": arm(cfg, seed, "answer_only", warm, train_file, reward="answer")}
-    scores = {name: {"test": train.evaluate_checkpoint(path, test_file, cfg),
-                     "ood": train.evaluate_checkpoint(path, ood_file, cfg)} for name, path in finals.items()}
+    scores = {name: {"test": toy.toy_evaluate(path, test_file), "ood": toy.toy_evaluate(path, ood_file)}
+              for name, path in finals.items()}
     scores["rows"] = (len(open(selected).readlines()), len(open(train_file).readlines()))
     return scores
 
@@ -133,10 +165,13 @@ def verdict(diffs, kind):
     return "holds" if above else "does not hold" if below else "within noise"
 
 
-def table(results, minutes):
+def table(results, minutes, steps):
     """results: [seed_runs(...) per seed] -> the Markdown table (one row per comparison, then one per claim)."""
     n_kept, n_rows = results[0]["rows"]
-    lines = [f"{len(results)} seeds; GRPO arms take the same steps; selection kept {n_kept} of {n_rows} rows (seed 0)",
+    batch, G = toy.TOY_GRPO["batch_size"], toy.TOY_GRPO["group_size"]
+    lines = [f"{len(results)} seeds; every arm takes B = {steps} steps of {batch} prompts (GRPO: x G = {G}, so"
+             f" {steps * batch * G} rollouts each, selected and online included); selection kept {n_kept} of"
+             f" {n_rows} rows (seed 0)",
              "", "| claim | metric (split) | a | b | mean a | mean b | a - b per seed | verdict |",
              "|---|---|---|---|---|---|---|---|"]
     claims = {}
@@ -166,8 +201,8 @@ def plot(results, path):
     import matplotlib.pyplot as plt
     panels = [("1. RL vs SFT: test reward", [("warm", "test"), ("sft", "test"), ("grpo", "test"),
                                             ("warm", "ood"), ("sft", "ood"), ("grpo", "ood")], "reward"),
-              ("2. data efficiency: test reward", [("all", "test"), ("selected", "test"), ("random", "test")],
-               "reward"),
+              ("2. data efficiency: test reward", [("all", "test"), ("selected", "test"), ("random", "test"),
+                                                  ("online", "test")], "reward"),
               ("3. dual reward: gqa mIoU", [("answer_only", "test"), ("grpo", "test")], "gqa/mIoU")]
     fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
     for ax, (title, bars, metric) in zip(axes, panels):
@@ -185,14 +220,15 @@ def plot(results, path):
 def main(argv=None):
     args = parse_args(argv)
     cfg, t0 = settings(args), time.time()
-    seeds = [cfg.seed + k for k in range(args.seeds or (2 if args.quick else 3))]
-    files, ood_file = train.toy_data(cfg), write_ood(cfg)
+    seeds = [cfg.seed + k for k in range(args.seeds or (2 if args.quick else 5))]
+    files = toy.toy_data(os.path.join(cfg.out, "toy-data"), cfg.toy_n, cfg.seed, cfg.toy_labelled)
+    ood_file = write_ood(cfg)
     print(f"reproduce: {len(seeds)} seeds side by side, logs in {cfg.out}/seed-*/log.txt")
     runs = [(f"seed-{s}", (cfg, s, files, ood_file)) for s in seeds]
     results = distributed.side_by_side(seed_runs, runs, cfg.out)
     with open(os.path.join(cfg.out, "results.json"), "w", encoding="utf-8") as f:
         json.dump(results, f, indent=1)
-    text = table(results, (time.time() - t0) / 60)
+    text = table(results, (time.time() - t0) / 60, cfg.toy_grpo_steps)
     with open(os.path.join(cfg.out, "table.md"), "w", encoding="utf-8") as f:
         f.write(text)
     plot(results, os.path.join(cfg.out, "claims.png"))

@@ -187,20 +187,10 @@ def plot_std_hist(selected, path):
     plt.close(fig)
 
 
-def moved_video_path(line, data_dir, out_dir):
-    """A kept line as written, unless its video path is relative and the output lives in another folder: then
-    the path is rewritten relative to the output's folder, so the selected file loads where it is."""
-    row = json.loads(line)
-    if Path(data_dir).resolve() == Path(out_dir).resolve() or os.path.isabs(row["video"]):
-        return line
-    row["video"] = os.path.relpath(Path(data_dir) / row["video"], out_dir)
-    return json.dumps(row)
-
-
 def write_outputs(selected, lines, out, settings):
     """Kept rows (original lines, file order) -> out; report JSON; std histogram. Returns the report dict."""
     paths = out_paths(out)
-    kept = [moved_video_path(lines[r["id"]], Path(settings["data"]).parent, paths["kept"].parent)
+    kept = [data.moved_video_path(lines[r["id"]], Path(settings["data"]).parent, paths["kept"].parent)
             for r in selected if r["verdict"] == "kept"]
     paths["kept"].write_text("".join(line + "\n" for line in kept))
     report = {

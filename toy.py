@@ -20,8 +20,11 @@ import random
 
 import av
 import numpy as np
+import torch
 
-from data import CAPTION, SPECIAL_TOKENS, SYSTEM, TASKS, letters, target_text, user_text
+import metrics
+import model as vlm
+from data import CAPTION, SPECIAL_TOKENS, SYSTEM, TASKS, VideoConfig, letters, load_jsonl, target_text, user_text
 from rewards import temporal_iou
 
 COLOURS = {"red": (220, 40, 40), "green": (40, 190, 60), "blue": (50, 90, 230), "yellow": (230, 210, 40)}
@@ -203,6 +206,58 @@ def results_table(results: list, chance: dict) -> str:
                      + " ".join(f"{g:+.3f}" for g in gains) + f"  (spread {gains.max() - gains.min():.3f})")
         lines += [f"   ({chance[key]})"] if key in chance else []
     return "\n".join(lines)
+
+
+# -------------------------------------------------------------------------------- the toy default's recipe (budget)
+
+# `python train.py` with no --model, and every arm of reproduce.py: its own budget, so that the toy run keeps its time
+# whatever the release's defaults. Video: 2 fps, at most 16 frames, each 32x32 frame 28x28 (one video token per 1 s
+# block). Model: hidden 128, 4 layers (0.8 M parameters), its vision tower random and frozen. Why each number:
+# docs/toy.md.
+TOY_MODEL = dict(hidden=128, layers=4, vision_init=0.1)
+TOY_VIDEO = dict(fps=2.0, min_frames=4, max_frames=16, video_tokens=16, frame_min_tokens=1)
+TOY_RUN = dict(freeze_vision=True, dtype="float32", resume="auto", **TOY_VIDEO)  # every toy stage's
+TOY_SFT = dict(mode="sft", batch_size=8, pack_prompts=8, lr=2e-3, warmup_steps=10, schedule="cosine",
+               save_every=1000, **TOY_RUN)
+TOY_GRPO = dict(mode="grpo", batch_size=8, pack_prompts=8, group_size=8, lr=2e-4, beta=0.0, temperature=0.7,
+                max_new_tokens=48, save_every=25, eval_every=25, **TOY_RUN)
+TOY_EVAL = dict(batch_size=16, max_new_tokens=TOY_GRPO["max_new_tokens"])  # greedy answers on a split
+
+
+def toy_data(folder, n, seed, n_labelled):
+    """The toy world in `folder` (made once): (train, labelled part, test) JSONL paths; the labelled part is the
+    first n_labelled train rows, the test split the last quarter of the n clips."""
+    train_file, test_file = os.path.join(folder, "train.jsonl"), os.path.join(folder, "test.jsonl")
+    labelled = os.path.join(folder, "labelled.jsonl")
+    if not os.path.exists(labelled):
+        make_toy(folder, n=n, seed=seed, n_test=n // 4)
+        with open(train_file, encoding="utf-8") as f, open(labelled + ".tmp", "w", encoding="utf-8") as out:
+            out.writelines(f.readlines()[:n_labelled])
+        os.replace(labelled + ".tmp", labelled)
+    return train_file, labelled, test_file
+
+
+def save_toy_model(folder, seed):
+    """The toy model (a random Qwen2.5-VL of TOY_MODEL's size) and the toy tokenizer, saved in HF format."""
+    tokenizer = toy_tokenizer()
+    torch.manual_seed(seed)
+    vlm.load_model(vlm.tiny_config("qwen2_5_vl", tokenizer, **TOY_MODEL)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
+def toy_evaluate(checkpoint, jsonl):
+    """Greedy answers of a checkpoint on a toy split at the toy's video budget -> flat metrics (metrics.flatten)."""
+    policy, tokenizer = vlm.load_policy(checkpoint, torch.device("cpu"), torch.float32)
+    scores = metrics.evaluate(policy, tokenizer, load_jsonl(jsonl), policy.config.model_type,
+                              VideoConfig(**TOY_VIDEO), progress=False, **TOY_EVAL)
+    return metrics.flatten(scores)
+
+
+def as_flags(settings: dict) -> list[str]:
+    """{"batch_size": 8, "freeze_vision": True} -> ["--batch-size=8", "--freeze-vision=true"]: a stage's settings
+    as the command line of train.py (how reproduce.py runs its arms)."""
+    spell = lambda v: str(v).lower() if isinstance(v, bool) else str(v)
+    return [f"--{k.replace('_', '-')}={spell(v)}" for k, v in settings.items()]
 
 
 def main(argv=None):

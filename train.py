@@ -35,8 +35,8 @@ import checkpoint
 from config import PER_INVOCATION, RESUMABLE_CHANGES, parse_config
 import data
 import distributed
-import eval as evaluation
 import grpo
+import metrics
 import model as vlm
 import rewards
 import run_folder
@@ -104,26 +104,36 @@ def micro_batches(groups, pack_prompts, config, device):
 
 def token_share(packs, device):
     """world / (completion tokens of all ranks): a micro-batch's token-mean loss times its tokens times this sums,
-    over micro-batches and ranks (FSDP averages gradients over ranks, hence the world), to the global token mean."""
+    over micro-batches and ranks (FSDP averages gradients over ranks, hence the world), to the global token mean.
+    0 when no rank has a token (every group left the update)."""
     all_tokens = torch.tensor(float(sum(int(p.mask.sum()) for p in packs)), device=device)
     dist.all_reduce(all_tokens)
-    return dist.get_world_size() / all_tokens.item()
+    return dist.get_world_size() / all_tokens.item() if all_tokens.item() else 0.0
 
 
-def clip_and_step(policy, optimizer, loss_sum, grad_clip, device):
+def as_many_as_every_rank(packs, spare, device):
+    """[FSDP] every rank must run as many forward and backward passes as the others (each one gathers and reduces
+    the shards): pad this rank's micro-batches with copies of a spare one, weighted 0, up to the most any rank has.
+    Only the online selection (--min-group-std) makes the counts differ."""
+    most = torch.tensor(len(packs), device=device)
+    dist.all_reduce(most, op=dist.ReduceOp.MAX)
+    return packs + [spare] * (int(most) - len(packs))
+
+
+def clip_and_step(policy, optimizer, loss_sum, grad_clip, device, step=True):
     """The end of every step, after the micro-batches' backward passes: clip the global gradient norm, then step,
-    unless the loss or the gradient is not finite on any rank (a NaN never reaches the weights). -> (grad_norm,
-    skipped)."""
+    unless the loss or the gradient is not finite on any rank (a NaN never reaches the weights) or step is False
+    (no rank kept a group: AdamW would still move the weights on its momentum). -> (grad_norm, skipped)."""
     grad_norm = torch.nn.utils.clip_grad_norm_(policy.parameters(), grad_clip)
     grad_norm = grad_norm.full_tensor() if hasattr(grad_norm, "full_tensor") else grad_norm  # [FSDP] a DTensor
     bad = torch.tensor([0.0 if math.isfinite(loss_sum) and torch.isfinite(grad_norm) else 1.0], device=device)
     dist.all_reduce(bad)  # [NaN safety] every rank skips together, or none does
     if bad.item() > 0:
         print("[warn] non-finite loss or gradient, update skipped", file=sys.stderr)
-    else:
+    elif step:
         optimizer.step()
     optimizer.zero_grad(set_to_none=True)
-    return grad_norm.item(), bad.item() > 0
+    return grad_norm.item(), bad.item() > 0 or not step
 
 
 def rollouts(policy, tokenizer, prompts, cfg, seed):
@@ -142,13 +152,13 @@ def test_metrics(cfg, policy, tokenizer, rows, video_cfg, rank, world):
     rank 0 ({} on the others), with the policy's weights gathered once as for rollouts."""
     policy.eval()
     distributed.gathered_for_rollout(policy, True)
-    records, failed = evaluation.answer(policy, tokenizer, rows[rank::world], policy.config.model_type, video_cfg,
-                                        max_new_tokens=cfg.max_new_tokens, progress=False)
+    records, failed = metrics.answer(policy, tokenizer, rows[rank::world], policy.config.model_type, video_cfg,
+                                     max_new_tokens=cfg.max_new_tokens, progress=False)
     distributed.gathered_for_rollout(policy, False)
     policy.train()
     records, failed = distributed.gather(records), distributed.gather(failed)
-    metrics = evaluation.flatten(evaluation.summarize(records, failed)) if rank == 0 else {}
-    return {f"test/{name}": value for name, value in metrics.items()}
+    scores = metrics.flatten(metrics.summarize(records, failed)) if rank == 0 else {}
+    return {f"test/{name}": value for name, value in scores.items()}
 
 
 def reward_tensor(scores, prompts, group_size):
@@ -174,11 +184,18 @@ def grpo_step(cfg, policy, reference, optimizer, tokenizer, prompts, seed, devic
     reward, finite = reward_tensor(scores, prompts, G)  # [B*G]
     advantages, n_zero_variance = grpo.group_advantages(reward, G, scale=cfg.scale_advantages)  # [B*G]
     advantages = torch.where(finite, advantages, 0.0)  # [NaN safety] a non-finite reward teaches nothing
+    #    online selection (--min-group-std > 0): a group whose rewards barely vary leaves the update
+    keep = grpo.varied_groups(reward, G, cfg.min_group_std)  # [B] bool
+    advantages = advantages.view(-1, G)[keep].view(-1)  # [B_kept*G]
 
     # 4. pack: one row per micro-batch, [prompt_1, c_11 .. c_1G, prompt_2, ...]
     completions = rollout.completions()
-    packs = micro_batches([(s, completions[i * G:(i + 1) * G]) for i, s in enumerate(prompts)], cfg.pack_prompts,
-                          policy.config, device)
+    groups = [(s, completions[i * G:(i + 1) * G]) for i, s in enumerate(prompts)]
+    packs = micro_batches([g for g, kept in zip(groups, keep.tolist()) if kept], cfg.pack_prompts, policy.config,
+                          device)
+    n_real = len(packs)
+    packs = as_many_as_every_rank(packs, packs[0] if packs else micro_batches(groups[:1], 1, policy.config, device)[0],
+                                  device)  # [FSDP] copies weigh 0
 
     # 5. reference (and old) log-probs, without gradients, at the rollout temperature: the ratio and the KL are
     #    taken on the distribution that was sampled from
@@ -191,7 +208,7 @@ def grpo_step(cfg, policy, reference, optimizer, tokenizer, prompts, seed, devic
     t_logprob, t2 = time.time() - t1, time.time()
 
     # 6. per micro-batch: log-probs -> policy_loss x weight -> backward (gradients add up); then clip -> step
-    share, n_seq = token_share(packs, device), cfg.pack_prompts * G  # weights so micro-batches sum to the batch
+    share, n_seq = token_share(packs[:n_real], device), cfg.pack_prompts * G  # so micro-batches sum to the batch
     for _ in range(cfg.updates_per_batch):
         loss_sum, parts = 0.0, dict.fromkeys(("kl", "clip_low_frac", "clip_high_frac"), 0.0)
         for j, p in enumerate(packs):
@@ -199,22 +216,24 @@ def grpo_step(cfg, policy, reference, optimizer, tokenizer, prompts, seed, devic
             mask = p.mask.to(logp.device)  # [n_seq, T_max], completion tokens up to EOS
             old = p.unflatten(old_logps[j]) if old_logps else logp.detach()  # one update: the ratio is 1
             ref = p.unflatten(ref_logps[j]) if ref_logps else None
-            adv = advantages[j * n_seq:(j + 1) * n_seq].to(logp.device)  # [n_seq]
+            adv = advantages[j * n_seq:(j + 1) * n_seq].to(logp.device) if j < n_real \
+                else torch.zeros(len(mask), device=logp.device)  # [n_seq]
             loss, part = grpo.policy_loss(logp, old, ref, adv, mask, cfg.clip_low, cfg.clip_high, cfg.beta,
                                           cfg.aggregate, cfg.max_new_tokens, cfg.kl_clamp)
-            weight = grpo.micro_batch_weight(cfg.aggregate, mask.sum(), share, len(packs))
+            weight = grpo.micro_batch_weight(cfg.aggregate, mask.sum(), share, n_real) if j < n_real else 0.0
             weighted = loss * weight
             weighted.backward()
             loss_sum += weighted.item()
             parts = {k: parts[k] + part[k] * float(weight) for k in parts}
-        grad_norm, skipped = clip_and_step(policy, optimizer, loss_sum, cfg.grad_clip, device)
+        grad_norm, skipped = clip_and_step(policy, optimizer, loss_sum, cfg.grad_clip, device, step=share > 0)
 
     stats = {"reward": reward.mean().item(), "format": float(np.mean([s.format for s in scores])),
              "accuracy": float(np.mean([s.accuracy for s in scores])), "iou": float(np.mean([s.iou for s in scores])),
-             "zero_variance_groups": n_zero_variance, "truncated": rollout.truncated.float().mean().item(),
+             "zero_variance_groups": n_zero_variance,
+             "dropped_groups": len(prompts) - int(keep.sum()), "truncated": rollout.truncated.float().mean().item(),
              "completion_len": rollout.lengths.float().mean().item(), "loss": loss_sum, "grad_norm": grad_norm,
              "update_skipped": float(skipped), **parts, "time_rollout": t_rollout, "time_logprob": t_logprob,
-             "time_update": time.time() - t2, "tokens": sum(int(p.mask.sum()) for p in packs)}
+             "time_update": time.time() - t2, "tokens": sum(int(p.mask.sum()) for p in packs[:n_real])}
     logged = [(prompts[i // G].id, rollout.texts[i], scores[i].total) for i in range(min(cfg.log_samples, len(scores)))]
     return stats, logged
 
@@ -323,47 +342,12 @@ def run(cfg, rank, world, device):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# the embedded toy default: `python train.py` with no arguments
-
-# The toy's own budget, so that the toy run keeps its time whatever the release defaults. Video: 2 fps, at most 16
-# frames, each 32x32 clip frame 28x28 (one video token per 1 s block). Model: hidden 128, 4 layers (0.8 M
-# parameters); its vision tower is random and frozen, standing in for a pretrained one (a random tower that trains
-# along collapses to features that no longer tell colours apart before the language model learns to read them).
-# Pre-training: SFT on the captions of the train clips ("A red circle slides left."), the stand-in for the
-# video-text corpus a real model learns to see from; it is never asked a question there. Warm start: SFT on a small
-# labelled part of the train split (the answer format, a little of the task); then GRPO on all of it, answers found
-# by sampling, at temperature 0.7: at 1.0 this tiny model garbles a long answer often enough ("1.0.0.0 to 3.0") that
-# a safe short one pays better, and GRPO learnt to drop the span from gqa answers (measured, 3 seeds: test reward
-# +0.077 and gqa Acc@GQA -0.14 at 1.0, +0.095 and +0.07 at 0.7, 80 steps each).
-TOY_MODEL = dict(hidden=128, layers=4, vision_init=0.1)
-TOY_VIDEO = dict(fps=2.0, min_frames=4, max_frames=16, video_tokens=16, frame_min_tokens=1)
-TOY_RUN = dict(freeze_vision=True, dtype="float32", resume="auto", **TOY_VIDEO)  # every toy stage's
-TOY_SFT = dict(mode="sft", batch_size=8, pack_prompts=8, lr=2e-3, warmup_steps=10, schedule="cosine",
-               save_every=1000, **TOY_RUN)
-TOY_GRPO = dict(mode="grpo", batch_size=8, pack_prompts=8, group_size=8, lr=2e-4, beta=0.0, temperature=0.7,
-                max_new_tokens=48, save_every=25, eval_every=25, **TOY_RUN)
-
-
-def toy_data(cfg):
-    """The toy world under OUT/toy-data (made once): (train, labelled part, test) JSONL paths."""
-    toy_dir = os.path.join(cfg.out, "toy-data")
-    train_file, test_file = os.path.join(toy_dir, "train.jsonl"), os.path.join(toy_dir, "test.jsonl")
-    labelled = os.path.join(toy_dir, "labelled.jsonl")
-    if not os.path.exists(labelled):
-        toy.make_toy(toy_dir, n=cfg.toy_n, seed=cfg.seed, n_test=cfg.toy_n // 4)
-        with open(train_file, encoding="utf-8") as f, open(labelled + ".tmp", "w", encoding="utf-8") as out:
-            out.writelines(f.readlines()[:cfg.toy_labelled])
-        os.replace(labelled + ".tmp", labelled)
-    return train_file, labelled, test_file
-
+# the embedded toy default: `python train.py` with no arguments (its budget: toy.TOY_*; its design: docs/toy.md)
 
 def make_toy_model(init, seed):
-    """The toy model (random, TOY_MODEL) and the toy tokenizer saved in HF format to `init`, once."""
+    """The toy model and tokenizer in `init` (toy.save_toy_model), made once, by rank 0."""
     if dist.get_rank() == 0 and not os.path.exists(os.path.join(init, "config.json")):
-        tokenizer = toy.toy_tokenizer()
-        torch.manual_seed(seed)
-        vlm.load_model(vlm.tiny_config("qwen2_5_vl", tokenizer, **TOY_MODEL)).save_pretrained(init)
-        tokenizer.save_pretrained(init)
+        toy.save_toy_model(init, seed)
     dist.barrier()
 
 
@@ -374,9 +358,9 @@ def toy_warm_start(cfg, seed, labelled):
     out, captions = os.path.join(cfg.out, f"seed-{seed}"), os.path.join(os.path.dirname(labelled), "captions.jsonl")
     make_toy_model(os.path.join(out, "init"), seed)
     base = train(dataclasses.replace(cfg, model=os.path.join(out, "init"), data=captions, out=os.path.join(out, "base"),
-                                     seed=seed, steps=cfg.toy_pretrain_steps, **TOY_SFT))
+                                     seed=seed, steps=cfg.toy_pretrain_steps, **toy.TOY_SFT))
     return train(dataclasses.replace(cfg, model=base, data=labelled, out=os.path.join(out, "sft"), seed=seed,
-                                     steps=cfg.toy_sft_steps, **TOY_SFT))
+                                     steps=cfg.toy_sft_steps, **toy.TOY_SFT))
 
 
 def toy_seed(cfg, seed, files):
@@ -385,11 +369,16 @@ def toy_seed(cfg, seed, files):
     distributed.init(need_group=True, timeout_minutes=cfg.dist_timeout_minutes)
     train_file, labelled, test_file = files
     sft = toy_warm_start(cfg, seed, labelled)
-    before = evaluate_checkpoint(sft, test_file, cfg)
+    before = evaluate_checkpoint(sft, test_file)
     final = train(dataclasses.replace(cfg, model=sft, data=train_file, test_data=test_file, seed=seed,
                                       out=os.path.join(cfg.out, f"seed-{seed}", "grpo"), steps=cfg.toy_grpo_steps,
-                                      **TOY_GRPO))
-    return before, evaluate_checkpoint(final, test_file, cfg)
+                                      **toy.TOY_GRPO))
+    return before, evaluate_checkpoint(final, test_file)
+
+
+def toy_files(cfg):
+    """The toy world under OUT/toy-data (made once): (train, labelled part, test) JSONL paths."""
+    return toy.toy_data(os.path.join(cfg.out, "toy-data"), cfg.toy_n, cfg.seed, cfg.toy_labelled)
 
 
 def toy_default(cfg):
@@ -399,11 +388,11 @@ def toy_default(cfg):
     t0, seeds = time.time(), [cfg.seed + k for k in range(cfg.toy_seeds)]
     if "RANK" in os.environ:  # torchrun: every rank runs every seed, in turn
         distributed.init(need_group=True, timeout_minutes=cfg.dist_timeout_minutes)
-        files = toy_data(cfg) if dist.get_rank() == 0 else None
+        files = toy_files(cfg) if dist.get_rank() == 0 else None
         files = distributed.broadcast(files)
         results = [toy_seed(cfg, seed, files) for seed in seeds]
     else:
-        files = toy_data(cfg)
+        files = toy_files(cfg)
         print(f"toy default: {len(seeds)} seeds side by side, logs in {cfg.out}/seed-*/log.txt")
         results = distributed.side_by_side(toy_seed, [(f"seed-{s}", (cfg, s, files)) for s in seeds], cfg.out)
     if not dist.is_initialized() or dist.get_rank() == 0:
@@ -413,17 +402,11 @@ def toy_default(cfg):
     return results
 
 
-def evaluate_checkpoint(path, test_file, cfg):
-    """Greedy answers of a checkpoint on a JSONL, on rank 0's full copy (the toy model is tiny)."""
-    metrics = {}
-    if dist.get_rank() == 0:
-        policy, tokenizer = vlm.load_policy(path, torch.device("cpu"), torch.float32)
-        video_cfg = video.video_config(dataclasses.replace(cfg, **TOY_GRPO))
-        metrics = evaluation.flatten(evaluation.evaluate(policy, tokenizer, data.load_jsonl(test_file),
-                                                         policy.config.model_type, video_cfg, batch_size=16,
-                                                         max_new_tokens=TOY_GRPO["max_new_tokens"], progress=False))
+def evaluate_checkpoint(path, test_file):
+    """Greedy answers of a checkpoint on a toy split, on rank 0's full copy (the toy model is tiny); {} elsewhere."""
+    scores = toy.toy_evaluate(path, test_file) if dist.get_rank() == 0 else {}
     dist.barrier()
-    return metrics
+    return scores
 
 
 def main(argv=None):

@@ -13,6 +13,7 @@ import torch
 
 import data
 import eval as ev
+import metrics
 import model as vlm
 from test_rewards import official_iou, official_question
 
@@ -20,38 +21,38 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_mcq_metrics():
-    assert ev.mcq_metrics([True, False, True, True]) == {"n": 4, "accuracy": 0.75}
-    assert ev.mcq_metrics([]) == {"n": 0, "accuracy": None}  # no samples: None, never 0/0
+    assert metrics.mcq_metrics([True, False, True, True]) == {"n": 4, "accuracy": 0.75}
+    assert metrics.mcq_metrics([]) == {"n": 0, "accuracy": None}  # no samples: None, never 0/0
 
 
 def test_grounding_metrics_worked_example():
     # IoU 0.3 counts for R@0.3 (>=); the unparseable answer is in the table as IoU 0
-    m = ev.grounding_metrics([0.8, 0.55, 0.3, 0.0])
+    m = metrics.grounding_metrics([0.8, 0.55, 0.3, 0.0])
     assert m == {"n": 4, "R@0.3": 0.75, "R@0.5": 0.5, "R@0.7": 0.25, "mIoU": pytest.approx(1.65 / 4)}
-    assert ev.grounding_metrics([0.0, 0.0]) == {"n": 2, "R@0.3": 0.0, "R@0.5": 0.0, "R@0.7": 0.0, "mIoU": 0.0}
-    assert ev.grounding_metrics([]) == {"n": 0, "R@0.3": None, "R@0.5": None, "R@0.7": None, "mIoU": None}
+    assert metrics.grounding_metrics([0.0, 0.0]) == {"n": 2, "R@0.3": 0.0, "R@0.5": 0.0, "R@0.7": 0.0, "mIoU": 0.0}
+    assert metrics.grounding_metrics([]) == {"n": 0, "R@0.3": None, "R@0.5": None, "R@0.7": None, "mIoU": None}
 
 
 def test_gqa_metrics_worked_example():
     correct = [True, True, False, True]
     ious = [0.6, 0.2, 0.9, 0.0]
     iops = [0.9, 0.4, 1.0, 0.0]
-    m = ev.gqa_metrics(correct, ious, iops)
+    m = metrics.gqa_metrics(correct, ious, iops)
     assert m["n"] == 4 and m["accuracy"] == 0.75
     assert m["mIoU"] == pytest.approx(0.425) and m["mIoP"] == pytest.approx(0.575)
     assert (m["IoP@0.3"], m["IoP@0.5"]) == (0.75, 0.5)  # samples 0, 1, 2 and samples 0, 2
     assert (m["IoU@0.3"], m["IoU@0.5"]) == (0.5, 0.5)  # samples 0 and 2
     assert m["Acc@GQA"] == 0.25  # right AND IoP >= 0.5: only sample 0 (sample 2 is grounded but wrong)
-    assert ev.gqa_metrics([], [], []) == {"n": 0, "accuracy": None, "Acc@GQA": None, "mIoP": None, "IoP@0.3": None,
+    assert metrics.gqa_metrics([], [], []) == {"n": 0, "accuracy": None, "Acc@GQA": None, "mIoP": None, "IoP@0.3": None,
                                           "IoP@0.5": None, "mIoU": None, "IoU@0.3": None, "IoU@0.5": None}
 
 
 def test_flatten_and_table():
     m = {"n_rows": 3, "n_failed": 1, "tvg": {"n": 2, "n_failed": 1, "R@0.5": 0.5, "mIoU": None},
          "unparseable_ids": ["x"], "failed": [{"id": "y", "task": "tvg", "reason": "no video"}]}
-    assert ev.flatten(m) == {"n_rows": 3, "n_failed": 1, "tvg/n": 2, "tvg/n_failed": 1, "tvg/R@0.5": 0.5,
+    assert metrics.flatten(m) == {"n_rows": 3, "n_failed": 1, "tvg/n": 2, "tvg/n_failed": 1, "tvg/R@0.5": 0.5,
                              "tvg/mIoU": None}
-    lines = ev.metrics_table(m).splitlines()
+    lines = metrics.metrics_table(m).splitlines()
     assert lines[:6] == ["n_rows                       3", "n_failed                     1",
                          "tvg/n                        2", "tvg/n_failed                 1",
                          "tvg/R@0.5                50.00", "tvg/mIoU                     -"]
@@ -67,25 +68,25 @@ GQA = {"id": "g", "task": "gqa", "options": ["red", "green"], "answer": "A", "se
 
 
 def test_score_completion_worked_examples():
-    r = ev.score_completion("<think>it moves left</think><answer>B</answer><|im_end|>", MCQ)
+    r = metrics.score_completion("<think>it moves left</think><answer>B</answer><|im_end|>", MCQ)
     assert (r["format"], r["option"], r["correct"], r["parsed"]) == (1.0, "B", True, True)
-    r = ev.score_completion("<answer>green</answer>", MCQ)  # option text counts; no <think>: format 0
+    r = metrics.score_completion("<answer>green</answer>", MCQ)  # option text counts; no <think>: format 0
     assert (r["format"], r["option"], r["correct"], r["parsed"]) == (0.0, "B", True, True)
-    r = ev.score_completion("<think></think><answer>4.0 to 8.0</answer>", TVG)
+    r = metrics.score_completion("<think></think><answer>4.0 to 8.0</answer>", TVG)
     assert r["segment"] == [4.0, 8.0] and r["iou"] == 2 / 6 and r["iop"] == 0.5  # ∩ [4, 6], ∪ [2, 8]
-    r = ev.score_completion("<think></think><answer>A, 3.0 to 5.0</answer>", GQA)
+    r = metrics.score_completion("<think></think><answer>A, 3.0 to 5.0</answer>", GQA)
     assert (r["correct"], r["iou"], r["iop"], r["parsed"]) == (True, 0.5, 1.0, True)
-    r = ev.score_completion("<think></think><answer>A</answer>", GQA)  # letter without a segment: not parsed
+    r = metrics.score_completion("<think></think><answer>A</answer>", GQA)  # letter without a segment: not parsed
     assert (r["correct"], r["iou"], r["parsed"]) == (True, 0.0, False)
-    r = ev.score_completion("B, 2.0 to 6.0", GQA)  # no answer tags: nothing is read, as in rewards.score
+    r = metrics.score_completion("B, 2.0 to 6.0", GQA)  # no answer tags: nothing is read, as in rewards.score
     assert (r["correct"], r["iou"], r["iop"], r["parsed"]) == (False, 0.0, 0.0, False)
 
 
 def test_summarize_counts_and_all_unparseable():
     texts = {"m": "<think></think><answer>B</answer>", "t": "<think></think><answer>4.0 to 8.0</answer>",
              "g": "<think></think><answer>A, 3.0 to 5.0</answer>"}
-    records = [ev.score_completion(texts[row["id"]], row) for row in (MCQ, TVG, GQA)]
-    m = ev.summarize(records, [{"id": "v", "task": "tvg", "reason": "cannot read video"}])
+    records = [metrics.score_completion(texts[row["id"]], row) for row in (MCQ, TVG, GQA)]
+    m = metrics.summarize(records, [{"id": "v", "task": "tvg", "reason": "cannot read video"}])
     assert (m["n_rows"], m["n_scored"], m["n_failed"], m["n_unparseable"]) == (4, 3, 1, 0)
     assert m["mcq"] == {"n": 1, "n_failed": 0, "accuracy": 1.0}
     assert (m["tvg"]["n"], m["tvg"]["n_failed"]) == (1, 1)  # the metrics are over the 1 scored row of 2
@@ -95,14 +96,14 @@ def test_summarize_counts_and_all_unparseable():
     # the training reward on the split, 0.5 accuracy + 0.5 format: mcq 1, tvg IoU 1/3, gqa (1 + 1/2) / 2
     assert abs(m["reward"] - (1.0 + (0.5 / 3 + 0.5) + (0.375 + 0.5)) / 3) < 1e-9
 
-    garbage = [ev.score_completion("no idea", row) for row in (MCQ, TVG, GQA)]
-    m = ev.summarize(garbage, [])
+    garbage = [metrics.score_completion("no idea", row) for row in (MCQ, TVG, GQA)]
+    m = metrics.summarize(garbage, [])
     assert m["n_unparseable"] == 3 and m["unparseable_ids"] == ["m", "t", "g"] and m["format_error_rate"] == 1.0
     assert m["mcq"]["accuracy"] == 0.0 and m["tvg"]["mIoU"] == 0.0 and m["gqa"]["Acc@GQA"] == 0.0
 
-    m = ev.summarize([], [{"id": "line 3", "task": "?", "reason": "not valid JSON"}])  # nothing scored
+    m = metrics.summarize([], [{"id": "line 3", "task": "?", "reason": "not valid JSON"}])  # nothing scored
     assert (m["n_rows"], m["n_failed"], m["format_error_rate"]) == (1, 1, None) and "mcq" not in m
-    m = ev.summarize([], [{"id": "v", "task": "gqa", "reason": "cannot read video"}])  # a task with no scored row
+    m = metrics.summarize([], [{"id": "v", "task": "gqa", "reason": "cannot read video"}])  # a task with no scored row
     assert m["gqa"]["n"] == 0 and m["gqa"]["n_failed"] == 1 and m["gqa"]["Acc@GQA"] is None
 
 
@@ -148,9 +149,9 @@ def official_nextgqa(spans, preds, right):
 
 
 def test_metrics_equal_the_official_evaluations():
-    records = [ev.score_completion(f"<think></think><answer>{text}</answer>", {**row, "id": f"a{i}"})
+    records = [metrics.score_completion(f"<think></think><answer>{text}</answer>", {**row, "id": f"a{i}"})
                for i, (row, text) in enumerate(ANSWERS)]
-    m = ev.summarize(records, [])
+    m = metrics.summarize(records, [])
     tvg = [(row, rec) for (row, _), rec in zip(ANSWERS, records) if row["task"] == "tvg"]
     expected = official_charades([row["segment"] for row, _ in tvg], [rec["segment"] for _, rec in tvg])
     assert m["tvg"] == {"n": 9, "n_failed": 0, **{k: pytest.approx(v, abs=1e-6) for k, v in expected.items()}}
@@ -183,13 +184,13 @@ def test_evaluate_random_model(tiny, toy_dir):
     """The function train.py calls: rows in, metrics out; a random model answers nothing parseable."""
     policy, tokenizer = vlm.load_policy(tiny, torch.device("cpu"), torch.float32)
     rows = data.load_jsonl(str(toy_dir / "train.jsonl"))  # mcq, tvg, gqa, mcq, tvg
-    m = ev.evaluate(policy, tokenizer, rows, "qwen2_5_vl", data.VideoConfig(max_frames=4), batch_size=2,
+    m = metrics.evaluate(policy, tokenizer, rows, "qwen2_5_vl", data.VideoConfig(max_frames=4), batch_size=2,
                     max_new_tokens=8, progress=False)
     assert (m["n_rows"], m["n_scored"], m["n_failed"]) == (5, 5, 0)
     assert (m["mcq"]["n"], m["tvg"]["n"], m["gqa"]["n"]) == (2, 2, 1)
     assert m["n_unparseable"] == 5 and m["mcq"]["accuracy"] == 0.0 and m["tvg"]["mIoU"] == 0.0
     assert m["truncated_rate"] is not None and 0 <= m["truncated_rate"] <= 1
-    assert ev.flatten(m)["gqa/Acc@GQA"] == 0.0
+    assert metrics.flatten(m)["gqa/Acc@GQA"] == 0.0
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from grpo import AGGREGATES, group_advantages, kl_k3, micro_batch_weight, policy_loss
+from grpo import AGGREGATES, group_advantages, kl_k3, micro_batch_weight, policy_loss, varied_groups
 
 S3 = math.sqrt(3)
 LN2 = math.log(2)
@@ -97,6 +97,16 @@ def test_worked_example_dr_grpo_loss():
     assert stats["kl"] == pytest.approx(0.05, abs=1e-9)  # the statistics stay per-token means
     with pytest.raises(ValueError, match="max_len"):
         policy_loss(logp, old_logp, ref_logp, adv, mask, aggregate="dr_grpo")
+
+
+def test_varied_groups_keeps_the_groups_that_can_teach():
+    """The online selection's question, asked of each group's G rewards: does the sample std reach min_std?
+    Equal rewards (std 0) never do; IoUs a hair apart (std 0.006) do not at 0.1; a right/wrong mix (std 0.58) does;
+    min_std 0 keeps every group."""
+    rewards = torch.tensor([1.0, 1.0, 1.0, 1.0, 0.50, 0.51, 0.50, 0.51, 0.0, 1.0, 0.0, 1.0])  # B = 3 groups of 4
+    assert varied_groups(rewards, 4, 0.1).tolist() == [False, False, True]
+    assert varied_groups(rewards, 4, 0.005).tolist() == [False, True, True]
+    assert varied_groups(rewards, 4, 0.0).tolist() == [True, True, True]
 
 
 def test_zero_variance_group_is_exactly_zero():

@@ -112,3 +112,43 @@ def test_two_updates_per_batch_reuse_the_old_log_probs(toy_dir, toy_tok, world_o
     assert stats["loss"] == pytest.approx(loss.item(), abs=1e-6)  # the second update's loss
     for (name, got), want in zip(policy.named_parameters(), expected_policy.parameters()):
         torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-5, msg=name)
+
+
+def test_online_selection_drops_the_groups_whose_rewards_do_not_vary(toy_dir, toy_tok, world_of_one, monkeypatch):
+    """--min-group-std 0.1: the first prompt's four completions all score 0.5 (std 0), the second's vary; the step
+    is then exactly a GRPO step on the second group alone (its tokens alone make the token mean), and the first
+    group is counted as dropped. A step where every group is dropped leaves the weights as they were."""
+    scores = iter([0.5, 0.5, 0.5, 0.5, 0.0, 1.0, 0.0, 1.0] * 2)
+    monkeypatch.setattr(rewards, "score", lambda text, row, dual=True: rewards.Reward(
+        total=next(scores), format=0.0, accuracy=0.0, iou=0.0, iop=0.0))
+    torch.manual_seed(0)
+    policy = vlm.load_model(vlm.tiny_config("qwen2_5_vl", toy_tok))
+    expected_policy = copy.deepcopy(policy)
+    rows = data.load_jsonl(str(toy_dir / "train.jsonl"))[:2]
+    prompts = [data.prepare_sample(r, toy_tok, "qwen2_5_vl", data.VideoConfig(max_frames=4)) for r in rows]
+    cfg = dataclasses.replace(config.Config(), group_size=G, batch_size=2, pack_prompts=1, max_new_tokens=6,
+                              lr=1e-2, beta=0.0, min_group_std=0.1)
+
+    rollout = vlm.rollout(expected_policy, toy_tok, prompts, G, cfg.max_new_tokens, cfg.temperature, seed=7)
+    advantages, _ = grpo.group_advantages(torch.tensor([0.0, 1.0, 0.0, 1.0]), G)  # the second group alone
+    packed = vlm.pack([(prompts[1], rollout.completions()[G:])], expected_policy.config)
+    logp = packed.unflatten(vlm.completion_logprobs(expected_policy, packed))
+    loss, _ = grpo.policy_loss(logp, logp.detach(), None, advantages, packed.mask, beta=0.0)
+    optimizer = torch.optim.SGD(expected_policy.parameters(), lr=cfg.lr)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(expected_policy.parameters(), cfg.grad_clip)
+    optimizer.step()
+
+    stats, _ = train.grpo_step(cfg, policy, None, torch.optim.SGD(policy.parameters(), lr=cfg.lr), toy_tok, prompts,
+                               7, torch.device("cpu"))
+    assert stats["dropped_groups"] == 1 and stats["zero_variance_groups"] == 1
+    assert stats["loss"] == pytest.approx(loss.item(), abs=1e-6)
+    for (name, got), want in zip(policy.named_parameters(), expected_policy.parameters()):
+        torch.testing.assert_close(got, want, atol=1e-6, rtol=1e-5, msg=name)
+
+    before = copy.deepcopy(policy)
+    stats, _ = train.grpo_step(dataclasses.replace(cfg, min_group_std=2.0), policy, None,
+                               torch.optim.AdamW(policy.parameters(), lr=cfg.lr), toy_tok, prompts, 7,
+                               torch.device("cpu"))
+    assert stats["dropped_groups"] == 2 and stats["update_skipped"] == 1.0 and stats["loss"] == 0.0
+    assert all(torch.equal(p, q) for p, q in zip(policy.parameters(), before.parameters()))

@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 import reproduce
-import train
+import toy
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -27,8 +27,8 @@ def test_table_verdicts_come_from_the_numbers():
         arm = lambda reward, miou=0.5: {"test": {"reward": reward, "gqa/accuracy": 0.5, "gqa/mIoU": miou},
                                         "ood": {"reward": reward - 0.1}}
         return {"warm": arm(0.6), "grpo": arm(grpo), "sft": arm(sft), "selected": arm(grpo), "random": arm(grpo),
-                "answer_only": arm(grpo, miou=0.3), "rows": (10, 30)}
-    text = reproduce.table([seed(0.8, 0.7), seed(0.82, 0.7), seed(0.79, 0.71)], minutes=1.0)
+                "online": arm(grpo), "answer_only": arm(grpo, miou=0.3), "rows": (10, 30)}
+    text = reproduce.table([seed(0.8, 0.7), seed(0.82, 0.7), seed(0.79, 0.71)], minutes=1.0, steps=8)
     assert ("| 1. RL vs SFT | reward (test) | grpo | sft (better) | 0.803 | 0.703 | +0.100 +0.120 +0.080 | holds |"
             in text)
     assert "| 2. data efficiency | reward (test) | selected | random (better) | 0.803 | 0.803 |" in text
@@ -53,5 +53,5 @@ def test_quick_run_writes_table_and_figure(tmp_path):
     kept, rows = results[0]["rows"]
     assert 0 < kept <= rows // 2  # the selected subset is at most half of the rows
     sampled = json.loads((out / "seed-0" / "selected.report.json").read_text())["settings"]
-    assert (sampled["k"], sampled["temperature"]) == (train.TOY_GRPO["group_size"], train.TOY_GRPO["temperature"])
+    assert (sampled["k"], sampled["temperature"]) == (toy.TOY_GRPO["group_size"], toy.TOY_GRPO["temperature"])
     assert (out / "claims.png").stat().st_size > 0

@@ -83,6 +83,20 @@ def test_torchrun_two_processes_fsdp2_checkpoint_loads(toy, warm, tmp_path):
     assert [m["step"] for m in metrics(out)] == [1, 2]
 
 
+def test_torchrun_online_selection_with_ranks_dropping_different_numbers_of_groups(toy, warm, tmp_path):
+    """--min-group-std under torchrun: each rank drops its own groups, so one rank may have fewer micro-batches
+    than the other (or none); it pads with passes weighted 0 so that FSDP's collectives still pair up. 4 steps of 2
+    prompts per rank, beta 0.01 (a sharded reference too): the run ends, and the log counts the dropped groups."""
+    out = tmp_path / "online"
+    run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", "train.py",
+         *grpo_args(toy, out, "--steps", "4", "--save_every", "4", "--batch_size", "2", "--pack_prompts", "1",
+                    "--min_group_std", "0.15", "--beta", "0.01")], cwd=ROOT)
+    logged = metrics(out)
+    assert [m["step"] for m in logged] == [1, 2, 3, 4] and (out / "checkpoint-4").exists()
+    assert all(0 <= m["dropped_groups"] <= 2 for m in logged)  # the mean over ranks of each rank's count
+    assert any(m["dropped_groups"] % 1 for m in logged)  # (0.5: 1 and 0) a step where the ranks' counts differed
+
+
 def test_kill_and_resume_equals_uninterrupted_run(toy, warm, tmp_path):
     """4 steps straight vs 3 steps, exit (as if killed during step 4's save: checkpoint-2 is the last complete
     one), `--resume auto`, steps 3 and 4 again: the per-step losses and the final weights are identical
