@@ -49,6 +49,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+import benchmarks
 import data
 import distributed
 import model as vlm
@@ -115,6 +116,8 @@ def score_completion(text, row, truncated=False):
         rec["correct"] = r.right
     if row["task"] in ("tvg", "gqa"):
         rec["iou"], rec["iop"] = r.iou, r.iop
+    if row.get("benchmark") in benchmarks.BENCHMARKS:  # also read as the benchmark's own evaluation reads it
+        rec |= benchmarks.score(text, row)
     return rec
 
 
@@ -138,6 +141,8 @@ def summarize(records, failed):
     out["n_unparseable"] = len(unparsed)
     out["unparseable_ids"] = unparsed[:N_IDS_SHOWN]
     out["failed"] = list(failed)
+    if bench := [r for r in records if r.get("benchmark")]:
+        out["benchmarks"] = benchmarks.aggregate(bench)  # each benchmark's official aggregate (benchmarks.py)
     return out
 
 
@@ -262,6 +267,8 @@ def main(argv=None):
         metrics["n_gt_outside_video"] = len(read.outside)  # scored as published (data._check_segment)
         print(metrics_table(metrics))
         settings = {k: v for k, v in vars(args).items() if k != "out"} | {"world": world}
+        if "benchmarks" in metrics:
+            print(benchmarks.report(metrics["benchmarks"], settings))
         out.write_text(json.dumps({**metrics, "settings": settings}, indent=1))
         out.with_suffix(".samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
         print(f"metrics -> {out}; per-sample answers -> {out.with_suffix('.samples.jsonl')}")
