@@ -408,7 +408,8 @@ def convert(fmt: str, path: str, subtitles_dir: str | None = None) -> tuple[list
         subs = subtitles_dir if fmt == "videomme_w_subtitle" else None
         places = [(at, lambda r=r: from_videomme(_parsed(r), subs)) for at, r in _entries(data)]
     elif fmt == "mmvu":
-        places = [(at, lambda r=r: from_mmvu(_parsed(r))) for at, r in _entries(data)]
+        places = [(f"{at} id={r.get('id')}" if isinstance(r, dict) else at, lambda r=r: from_mmvu(_parsed(r)))
+                  for at, r in _entries(data)]
     elif fmt == "tempcompass":
         places = [(f"{vid}/{dim}/{k}", lambda v=vid, d=dim, k=k, r=r: from_tempcompass(v, d, k, r))
                   for vid, dims in data.items() for dim, recs in dims.items() for k, r in enumerate(recs)]
