@@ -22,6 +22,11 @@ unparseable answer is wrong with IoU = IoP = 0 (as the grounding evaluations sco
 denominator and its id listed, never raised. A rate over zero samples is None (JSON null), not 0: "no samples" must
 not read as "a model that scores 0".
 
+Rows converted from a public benchmark (benchmarks.py: MVBench, Video-MME, MMVU, TempCompass, ActivityNet,
+Charades-STA) are also read by that benchmark's own answer reader and aggregated as its evaluation does (overall,
+then per task / category / duration bucket), under `benchmarks`; `python benchmarks.py METRICS...` tabulates them
+beside the paper's numbers.
+
 Every row of the file is counted: n_rows = n_scored + n_failed. A row that read_jsonl rejects (a bad field, a missing
 video) or whose video fails to decode is not scored: it is listed under `failed` with its id and reason, and each
 task's section says over how many rows its metrics were computed (n) and how many of its rows failed (n_failed).
