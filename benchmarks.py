@@ -1,13 +1,13 @@
 """The paper's evaluation benchmarks, each converted and scored the way its own evaluation scores it.
 
-    benchmark            --from file (public layout)              prompt layout                 answer read by            aggregation (overall)
-    mvbench              json/<task>.json (list of dicts)         Question:/Option:/(A) x       mvbench_letter            per task; all questions
-    videomme             Video-MME test rows (json/jsonl)         Select the best answer.../A.  videomme_letter           per duration bucket, task type; all
-    videomme_w_subtitle  same + --subtitles DIR of <videoID>.srt  subtitles at the sampled frames  videomme_letter        same
-    mmvu                 data/validation.json, multiple-choice    Question:/A: x                mmvu_correct (rules)      per discipline; all mapped questions
-    tempcompass          questions/multi-choice.json              question with A. x lines      tempcompass_correct       per dimension; all questions
-    activitynet          ActivityNet Captions val_1/val_2.json    our grounding question        rewards.parse_segment     R@0.3/0.5/0.7, mIoU over all
-    charades_sta         (convert.py lmms_charades/charades_sta)  our grounding question        rewards.parse_segment     R@0.3/0.5/0.7, mIoU over all
+    benchmark            public file (--from)          prompt layout            read by              aggregation
+    mvbench              json/<task>.json              Question:/Option:/(A) x  mvbench_letter       per task; all
+    videomme             Video-MME rows (jsonl)        Select the best.../A. x  videomme_letter      per duration; all
+    videomme_w_subtitle  same + --subtitles DIR (srt)  + subtitles at frames    videomme_letter      same
+    mmvu                 data/validation.json (mc)     Question:/A: x           mmvu_correct         per discipline; all
+    tempcompass          questions/multi-choice.json   question + A. x lines    tempcompass_correct  per dimension; all
+    activitynet          val_1.json / val_2.json       vrl grounding question   parse_segment        R@0.3/0.5/0.7, mIoU
+    charades_sta         (convert.py lmms_charades)    vrl grounding question   parse_segment        R@0.3/0.5/0.7, mIoU
 
 The answer a benchmark reads is the content of the completion's last <answer>...</answer> (a vrl model thinks first;
 lmms-eval strips <think> before it scores), or, without one, the completion with its <think> part removed. Each reader
@@ -266,20 +266,23 @@ def paper_table(evals: list[dict]) -> str:
 def layout(row: dict, timestamps: list[float] | None = None) -> str:
     """The benchmark's own text around the question and options (data.user_text adds vrl's answer instruction).
     timestamps: the sampled frames' times; Video-MME's subtitles are the lines on screen at those times."""
-    name, q, opts = row["benchmark"], row["question"], row.get("options") or []
+    name, q, opts = row["benchmark"], row["question"], list(enumerate(row.get("options") or []))
     if name == "mvbench":
-        return f"Question:{q}\nOption:\n" + "".join(f"({LETTERS[i]}) {o}\n" for i, o in enumerate(opts)).rstrip("\n")
-    if name.startswith("videomme"):
-        head = "Select the best answer to the following multiple-choice question based on the video"
-        text = (f"{head}{' and the subtitles' if name.endswith('subtitle') else ''}. Respond with only the letter "
-                f"(A, B, C, or D) of the correct option.\n{q}\n" + "\n".join(f"{LETTERS[i]}. {o}" for i, o in enumerate(opts)))
-        if name.endswith("subtitle"):
-            text = f"This video's subtitles are listed below:\n{subtitles_at(row, timestamps) or 'No subtitles available'}\n{text}"
-        return text
+        return f"Question:{q}\nOption:\n" + "\n".join(f"({LETTERS[i]}) {o}" for i, o in opts)
     if name == "mmvu":
-        return f"Question:{q}\n" + "".join(f"{LETTERS[i]}: {o}\n" for i, o in enumerate(opts)) + "Visual Information: processed video"
+        options = "".join(f"{LETTERS[i]}: {o}\n" for i, o in opts)
+        return f"Question:{q}\n{options}Visual Information: processed video"
     if name == "tempcompass":
-        return q + "".join(f"\n{LETTERS[i]}. {o}" for i, o in enumerate(opts))
+        return q + "".join(f"\n{LETTERS[i]}. {o}" for i, o in opts)
+    if name.startswith("videomme"):
+        subs = name.endswith("subtitle")
+        text = (f"Select the best answer to the following multiple-choice question based on the video"
+                f"{' and the subtitles' if subs else ''}. Respond with only the letter (A, B, C, or D) of the correct"
+                f" option.\n{q}\n" + "\n".join(f"{LETTERS[i]}. {o}" for i, o in opts))
+        if subs:
+            lines = subtitles_at(row, timestamps) or "No subtitles available"
+            text = f"This video's subtitles are listed below:\n{lines}\n{text}"
+        return text
     return f"The video is {row['duration']:.1f} seconds long.\n{q}"  # grounding: vrl's own prompt
 
 

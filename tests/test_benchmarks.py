@@ -137,8 +137,8 @@ def test_prompt_keeps_the_benchmark_layout_then_asks_for_vrl_tags():
     the sampled times) followed by vrl's <think>/<answer> instruction."""
     mv = converted("mvbench", "action_sequence.json")[0][0]
     assert data.user_text(mv) == ("Question:What happened after the person took the food?\nOption:\n"
-                                  "(A) Ate the medicine.\n(B) Tidied up the blanket.\n(C) Put down the cup/glass/bottle."
-                                  "\n(D) Took the box.\n" + data.INSTRUCTIONS["mcq"])
+                                  "(A) Ate the medicine.\n(B) Tidied up the blanket.\n"
+                                  "(C) Put down the cup/glass/bottle.\n(D) Took the box.\n" + data.INSTRUCTIONS["mcq"])
     vm = converted("videomme_w_subtitle", "videomme_test.jsonl", str(FIXTURES / "videomme_subtitle"))[0][0]
     at_one_second = data.user_text(vm, timestamps=[1.0])
     assert at_one_second.startswith("This video's subtitles are listed below:\n[Music]\nSelect the best answer")
@@ -187,11 +187,13 @@ def test_videomme_equals_lmms_eval_overall_and_per_duration(monkeypatch):
     accuracies equal its videomme_aggregate_results (over all rows, and over each bucket's rows)."""
     lmms = lmms_task(monkeypatch, "videomme")
     base = converted("videomme", "videomme_test.jsonl")[0][0]
-    rows = [dict(base, id=f"q{i}", duration_bucket=("short", "medium", "long")[i % 3]) for i in range(len(VIDEOMME_ANSWERS))]
+    buckets = ("short", "medium", "long")
+    rows = [dict(base, id=f"q{i}", duration_bucket=buckets[i % 3]) for i in range(len(VIDEOMME_ANSWERS))]
     docs = [{"question_id": r["id"], "duration": r["duration_bucket"], "domain": "Knowledge",
              "sub_category": "Humanity & History", "task_type": "Counting Problem", "answer": "C",
              "videoID": "fFjv93ACGo8"} for r in rows]
-    theirs = [lmms.videomme_process_results(d, [a])["videomme_perception_score"] for d, a in zip(docs, VIDEOMME_ANSWERS)]
+    theirs = [lmms.videomme_process_results(d, [a])["videomme_perception_score"]
+              for d, a in zip(docs, VIDEOMME_ANSWERS)]
     mine = ours(list(zip(rows, VIDEOMME_ANSWERS)))
     assert [m["bench_read"] for m in mine] == [t["pred_answer"] for t in theirs]
     section = benchmarks.aggregate(mine)["videomme"]
@@ -227,7 +229,8 @@ def test_mmvu_equals_lmms_eval(monkeypatch):
         lmms.mmvu_process_results(doc, [a])["accuracy"]["correct"] == 1 for a in answers] == [True, False, False, True]
 
 
-TEMPCOMPASS_ANSWERS = ["A. dunking a basketball", "A", "B", "C. passing", "A) dunking", "D.", "B. dribbling a basketball"]
+TEMPCOMPASS_ANSWERS = ["A. dunking a basketball", "A", "B", "C. passing", "A) dunking", "D.",
+                       "B. dribbling a basketball"]
 
 
 def test_tempcompass_equals_lmms_eval_on_rule_matched_answers(monkeypatch):
@@ -290,11 +293,13 @@ def test_eval_reports_each_benchmark_and_the_paper_table(tmp_path, capsys):
                             (charades, "0.28 to 27.7")]]
     metrics = ev.summarize(records, [])
     assert metrics["benchmarks"]["videomme"]["overall"] == {"n": 2, "accuracy": 0.5, "n_unread": 0}
-    assert metrics["benchmarks"]["videomme"]["by_duration_bucket"] == {"short": {"n": 2, "accuracy": 0.5, "n_unread": 0}}
+    assert metrics["benchmarks"]["videomme"]["by_duration_bucket"] == {
+        "short": {"n": 2, "accuracy": 0.5, "n_unread": 0}}
     assert metrics["benchmarks"]["activitynet"]["overall"]["mIoU"] == 0.5
     settings = {"fps": 2.0, "max_frames": 768, "video_tokens": 2048}
     print(benchmarks.report(metrics["benchmarks"], settings))
-    assert "VideoMME (w/o sub): accuracy 50.0  (n=2)  [fps=2.0 max_frames=768 video_tokens=2048]" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "VideoMME (w/o sub): accuracy 50.0  (n=2)  [fps=2.0 max_frames=768 video_tokens=2048]" in printed
     (tmp_path / "m.json").write_text(json.dumps({**metrics, "settings": settings}))
     benchmarks.main([str(tmp_path / "m.json")])
     table = capsys.readouterr().out.splitlines()
