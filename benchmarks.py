@@ -39,26 +39,26 @@ import rewards
 
 LETTERS = string.ascii_uppercase
 THRESHOLDS = (0.3, 0.5, 0.7)  # R@m of the grounding benchmarks
+METRICS = {"mcq": ("accuracy",), "tvg": ("R@0.3", "R@0.5", "R@0.7", "mIoU")}  # reported per benchmark task
 
 
 @dataclass(frozen=True)
 class Benchmark:
     title: str  # the paper table's column name
-    task: str  # our task of its rows: mcq or tvg
-    metric: str  # the headline number
+    task: str  # our task of its rows: mcq or tvg (METRICS: what is reported)
     group: str | None  # the row field it is broken down by (None: overall only)
     about: str  # one line for convert.py --help
 
 
 BENCHMARKS = {
-    "mvbench": Benchmark("MVBench", "mcq", "accuracy", "category", "MVBench json/<task>.json (task from file name)"),
-    "tempcompass": Benchmark("TempCompass", "mcq", "accuracy", "category", "TempCompass questions/multi-choice.json"),
-    "videomme": Benchmark("VideoMME (w/o sub)", "mcq", "accuracy", "duration_bucket", "Video-MME rows (json/jsonl)"),
-    "videomme_w_subtitle": Benchmark("VideoMME (w/ sub)", "mcq", "accuracy", "duration_bucket",
+    "mvbench": Benchmark("MVBench", "mcq", "category", "MVBench json/<task>.json (task from file name)"),
+    "tempcompass": Benchmark("TempCompass", "mcq", "category", "TempCompass questions/multi-choice.json"),
+    "videomme": Benchmark("VideoMME (w/o sub)", "mcq", "duration_bucket", "Video-MME rows (json/jsonl)"),
+    "videomme_w_subtitle": Benchmark("VideoMME (w/ sub)", "mcq", "duration_bucket",
                                      "Video-MME rows + --subtitles DIR of <videoID>.srt"),
-    "mmvu": Benchmark("MMVU (mc)", "mcq", "accuracy", "category", "MMVU data/validation.json (multiple-choice)"),
-    "charades_sta": Benchmark("Charades-STA", "tvg", "mIoU", None, "(use --from lmms_charades or charades_sta)"),
-    "activitynet": Benchmark("ActivityNet", "tvg", "mIoU", None, "ActivityNet Captions val_1.json / val_2.json"),
+    "mmvu": Benchmark("MMVU (mc)", "mcq", "category", "MMVU data/validation.json (multiple-choice)"),
+    "charades_sta": Benchmark("Charades-STA", "tvg", None, "(use --from lmms_charades or charades_sta)"),
+    "activitynet": Benchmark("ActivityNet", "tvg", None, "ActivityNet Captions val_1.json / val_2.json"),
 }
 CONVERTIBLE = tuple(name for name, b in BENCHMARKS.items() if not b.about.startswith("("))
 
@@ -195,7 +195,7 @@ def _rate(xs):
 
 def headline(records: list[dict]) -> dict:
     """Per-sample benchmark records -> {n, accuracy} or {n, R@0.3, R@0.5, R@0.7, mIoU} (fractions; None if no rows)."""
-    if records and "bench_iou" in records[0]:
+    if records and "bench_iou" in records[0]:  # a grounding benchmark
         ious = [r["bench_iou"] for r in records]
         return ({"n": len(ious)} | {f"R@{m}": _rate([i >= m for i in ious]) for m in THRESHOLDS}
                 | {"mIoU": _rate(ious), "n_unread": sum(r["bench_read"] is None for r in records)})
@@ -228,9 +228,9 @@ def settings_text(settings: dict) -> str:
     return " ".join(f"{k}={settings[k]}" for k in SETTINGS if k in settings)
 
 
-def _cells(metrics: dict) -> str:
-    names = ["R@0.3", "R@0.5", "R@0.7", "mIoU"] if "mIoU" in metrics else ["accuracy"]
-    return "  ".join(f"{m} {'-' if metrics.get(m) is None else f'{100 * metrics[m]:.1f}'}" for m in names)
+def _cells(name: str, metrics: dict) -> str:
+    return "  ".join(f"{m} {'-' if metrics.get(m) is None else f'{100 * metrics[m]:.1f}'}"
+                     for m in METRICS[BENCHMARKS[name].task])
 
 
 def report(results: dict, settings: dict) -> str:
@@ -239,9 +239,10 @@ def report(results: dict, settings: dict) -> str:
     lines = []
     for name, section in results.items():
         overall = section["overall"]
-        lines.append(f"{BENCHMARKS[name].title}: {_cells(overall)}  (n={overall['n']})  [{settings_text(settings)}]")
+        lines.append(f"{BENCHMARKS[name].title}: {_cells(name, overall)}  (n={overall['n']})  "
+                     f"[{settings_text(settings)}]")
         for group in (k for k in section if k.startswith("by_")):
-            lines += [f"  {group[3:]}={v}: {_cells(m)}  (n={m['n']})" for v, m in section[group].items()]
+            lines += [f"  {group[3:]}={v}: {_cells(name, m)}  (n={m['n']})" for v, m in section[group].items()]
     return "\n".join(lines)
 
 
@@ -252,7 +253,7 @@ def paper_table(evals: list[dict]) -> str:
     for ev in evals:
         for name, section in ev.get("benchmarks", {}).items():
             overall, paper = section["overall"], PAPER_7B.get(name, {})
-            for m in (["R@0.3", "R@0.5", "R@0.7", "mIoU"] if "mIoU" in overall else ["accuracy"]):
+            for m in METRICS[BENCHMARKS[name].task]:
                 ours = "-" if overall.get(m) is None else f"{100 * overall[m]:.1f}"
                 theirs = "-" if paper.get(m) is None else f"{paper[m]:.1f}"
                 lines.append(f"{BENCHMARKS[name].title:<20}{m:<10}{ours:>7}{theirs:>10}{overall['n']:>7}  "
