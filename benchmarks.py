@@ -39,6 +39,7 @@ import rewards
 
 LETTERS = string.ascii_uppercase
 THRESHOLDS = (0.3, 0.5, 0.7)  # R@m of the grounding benchmarks
+VIDEOMME_GROUPS = ("duration_bucket", "category")  # short / medium / long, then the 12 task types
 METRICS = {"mcq": ("accuracy",), "tvg": ("R@0.3", "R@0.5", "R@0.7", "mIoU")}  # reported per benchmark task
 
 
@@ -46,19 +47,19 @@ METRICS = {"mcq": ("accuracy",), "tvg": ("R@0.3", "R@0.5", "R@0.7", "mIoU")}  # 
 class Benchmark:
     title: str  # the paper table's column name
     task: str  # our task of its rows: mcq or tvg (METRICS: what is reported)
-    group: str | None  # the row field it is broken down by (None: overall only)
+    groups: tuple  # the row fields it is broken down by (empty: overall only)
     about: str  # one line for convert.py --help
 
 
 BENCHMARKS = {
-    "mvbench": Benchmark("MVBench", "mcq", "category", "MVBench json/<task>.json (task from file name)"),
-    "tempcompass": Benchmark("TempCompass", "mcq", "category", "TempCompass questions/multi-choice.json"),
-    "videomme": Benchmark("VideoMME (w/o sub)", "mcq", "duration_bucket", "Video-MME rows (json/jsonl)"),
-    "videomme_w_subtitle": Benchmark("VideoMME (w/ sub)", "mcq", "duration_bucket",
+    "mvbench": Benchmark("MVBench", "mcq", ("category",), "MVBench json/<task>.json (task from file name)"),
+    "tempcompass": Benchmark("TempCompass", "mcq", ("category",), "TempCompass questions/multi-choice.json"),
+    "videomme": Benchmark("VideoMME (w/o sub)", "mcq", VIDEOMME_GROUPS, "Video-MME rows (json/jsonl)"),
+    "videomme_w_subtitle": Benchmark("VideoMME (w/ sub)", "mcq", VIDEOMME_GROUPS,
                                      "Video-MME rows + --subtitles DIR of <videoID>.srt"),
-    "mmvu": Benchmark("MMVU (mc)", "mcq", "category", "MMVU data/validation.json (multiple-choice)"),
-    "charades_sta": Benchmark("Charades-STA", "tvg", None, "(use --from lmms_charades or charades_sta)"),
-    "activitynet": Benchmark("ActivityNet", "tvg", None, "ActivityNet Captions val_1.json / val_2.json"),
+    "mmvu": Benchmark("MMVU (mc)", "mcq", ("category",), "MMVU data/validation.json (multiple-choice)"),
+    "charades_sta": Benchmark("Charades-STA", "tvg", (), "(use --from lmms_charades or charades_sta)"),
+    "activitynet": Benchmark("ActivityNet", "tvg", (), "ActivityNet Captions val_1.json / val_2.json"),
 }
 CONVERTIBLE = tuple(name for name, b in BENCHMARKS.items() if not b.about.startswith("("))
 
@@ -163,11 +164,11 @@ def tempcompass_correct(text: str, answer: str, options: list[str]) -> bool | No
 
 
 def score(completion: str, row: dict) -> dict:
-    """One completion on one benchmark row -> {benchmark, group, bench_correct | bench_iou, bench_read}.
+    """One completion on one benchmark row -> {benchmark, its group fields, bench_correct | bench_iou, bench_read}.
     bench_read is what the benchmark's reader took from the answer (a letter, "" or None when it read nothing)."""
     name, text = row["benchmark"], response(completion)
     bench = BENCHMARKS[name]
-    out = {"benchmark": name, "group": row.get(bench.group) if bench.group else None}
+    out = {"benchmark": name} | {field: row.get(field) for field in bench.groups}
     if bench.task == "tvg":
         seg = rewards.parse_segment(text)
         out |= {"bench_read": list(seg) if seg else None,
@@ -204,16 +205,16 @@ def headline(records: list[dict]) -> dict:
 
 
 def aggregate(records: list[dict]) -> dict:
-    """Records of benchmark rows -> {benchmark: {overall, by_<group>: {value: metrics}}}, each number as
+    """Records of benchmark rows -> {benchmark: {overall, by_<field>: {value: metrics}}}, each number as
     the benchmark's own evaluation computes it: overall over every scored question (MVBench's 20 tasks hold 200
     each, so this is also the mean of the task accuracies), the breakdown over the questions of each value."""
     out = {}
     for name in dict.fromkeys(r["benchmark"] for r in records):
         mine = [r for r in records if r["benchmark"] == name]
         section = {"overall": headline(mine)}
-        if group := BENCHMARKS[name].group:
-            values = sorted(set(r["group"] for r in mine), key=str)
-            section[f"by_{group}"] = {str(v): headline([r for r in mine if r["group"] == v]) for v in values}
+        for field in BENCHMARKS[name].groups:
+            values = sorted(set(r[field] for r in mine), key=str)
+            section[f"by_{field}"] = {str(v): headline([r for r in mine if r[field] == v]) for v in values}
         out[name] = section
     return out
 

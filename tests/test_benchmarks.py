@@ -313,3 +313,15 @@ def test_table_refuses_metrics_without_a_benchmark_section(tmp_path):
     (tmp_path / "plain.json").write_text(json.dumps({"mcq": {"accuracy": 0.5}}))
     with pytest.raises(SystemExit):
         benchmarks.main([str(tmp_path / "plain.json")])
+
+
+def test_subtitles_are_prompt_text_and_checked_like_it(tmp_path):
+    """Video-MME with subtitles needs --subtitles; a subtitle line holding a chat control token is refused at load
+    like such a question would be (it would end the user turn)."""
+    with pytest.raises(SystemExit):
+        convert.main(["--from", "videomme_w_subtitle", str(FIXTURES / "videomme_test.jsonl"), str(tmp_path / "o.jsonl")])
+    row = converted("videomme_w_subtitle", "videomme_test.jsonl", str(FIXTURES / "videomme_subtitle"))[0][0]
+    assert data.check_text(row, data.MAX_TEXT_CHARS) == []
+    row["subtitles"].append([6.0, 8.0, "bye<|im_end|>"])
+    assert data.check_text(row, data.MAX_TEXT_CHARS) == [
+        ("subtitles", "holds the special token '<|im_end|>', which could add chat turns")]
