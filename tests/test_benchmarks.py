@@ -319,7 +319,8 @@ def test_subtitles_are_prompt_text_and_checked_like_it(tmp_path):
     """Video-MME with subtitles needs --subtitles; a subtitle line holding a chat control token is refused at load
     like such a question would be (it would end the user turn)."""
     with pytest.raises(SystemExit):
-        convert.main(["--from", "videomme_w_subtitle", str(FIXTURES / "videomme_test.jsonl"), str(tmp_path / "o.jsonl")])
+        convert.main(["--from", "videomme_w_subtitle", str(FIXTURES / "videomme_test.jsonl"),
+                      str(tmp_path / "o.jsonl")])
     row = converted("videomme_w_subtitle", "videomme_test.jsonl", str(FIXTURES / "videomme_subtitle"))[0][0]
     assert data.check_text(row, data.MAX_TEXT_CHARS) == []
     row["subtitles"].append([6.0, 8.0, "bye<|im_end|>"])
