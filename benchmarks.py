@@ -174,7 +174,8 @@ def score(completion: str, row: dict) -> dict:
         out |= {"bench_read": list(seg) if seg else None,
                 "bench_iou": rewards.temporal_iou(seg, row["segment"]) if seg else 0.0}
     elif name == "mvbench":
-        out |= {"bench_read": (read := mvbench_letter(text)), "bench_correct": read == row["answer"]}
+        read = mvbench_letter(text)  # a letter, or the cleaned text when it holds none
+        out |= {"bench_read": read if read in tuple("ABCDE") else None, "bench_correct": read == row["answer"]}
     elif name.startswith("videomme"):
         out |= {"bench_read": (read := videomme_letter(text)), "bench_correct": read == row["answer"]}
     elif name == "mmvu":

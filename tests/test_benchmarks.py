@@ -19,6 +19,7 @@ import benchmarks
 import convert
 import data
 import eval as ev
+from test_eval import tiny  # noqa: F401 (the tiny model fixture)
 
 FIXTURES = Path(__file__).parent / "fixtures"
 LMMS_EVAL = "lmms-eval==0.7.3"
@@ -326,3 +327,24 @@ def test_subtitles_are_prompt_text_and_checked_like_it(tmp_path):
     row["subtitles"].append([6.0, 8.0, "bye<|im_end|>"])
     assert data.check_text(row, data.MAX_TEXT_CHARS) == [
         ("subtitles", "holds the special token '<|im_end|>', which could add chat turns")]
+
+
+def test_eval_cli_on_benchmark_rows_prints_their_aggregates_and_settings(tiny, toy_dir, tmp_path, capsys):
+    """eval.py on converted benchmark rows (toy videos stand in for the real ones): the prompts are built from the
+    benchmark layouts, the metrics JSON holds each benchmark's aggregate and the printed report names the frame
+    settings; benchmarks.py then tabulates that JSON."""
+    toy_rows = [json.loads(line) for line in (toy_dir / "train.jsonl").read_text().splitlines()]
+    video, length = str(toy_dir / toy_rows[0]["video"]), toy_rows[0]["duration"]
+    mv = dict(converted("mvbench", "action_sequence.json")[0][0], video=video)
+    anet = dict(converted("activitynet", "activitynet_val_1.json")[0][0], video=video, segment=[0.5, 2.0],
+                duration=length)
+    (tmp_path / "bench.jsonl").write_text("".join(json.dumps(r) + "\n" for r in (mv, anet)))
+    ev.main(["--model", str(tiny), "--data", str(tmp_path / "bench.jsonl"), "--out", str(tmp_path / "m.json"),
+             "--max-new-tokens", "8", "--max-frames", "4"])
+    printed = capsys.readouterr().out
+    assert "MVBench: accuracy " in printed and "max_frames=4" in printed and "ActivityNet: R@0.3 " in printed
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert m["benchmarks"]["mvbench"]["by_category"]["action_sequence"]["n"] == 1
+    assert m["benchmarks"]["activitynet"]["overall"]["n"] == 1
+    benchmarks.main([str(tmp_path / "m.json")])
+    assert [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]] == ["MVBench"] + ["ActivityNet"] * 4
