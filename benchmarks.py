@@ -249,17 +249,22 @@ def report(results: dict, settings: dict) -> str:
 
 
 def paper_table(evals: list[dict]) -> str:
-    """Metrics JSONs written by eval.py (each with `benchmarks` and `settings`) -> one line per benchmark in the
-    paper's layout: ours beside the paper's 7B numbers (percent), and the settings that produced ours."""
-    lines = [f"{'benchmark':<20}{'metric':<10}{'ours':>7}{'paper 7B':>10}{'n':>7}  settings"]
+    """Metrics JSONs written by eval.py (each with `benchmarks` and `settings`) -> one line per benchmark and metric
+    in the paper's layout: ours beside the paper's 7B numbers (percent), and the settings that produced ours. A
+    benchmark evaluated in several files (MVBench's 20 task files) is one line: each rate weighted by its n, which
+    is the rate over all their questions."""
+    merged = {}  # name -> [(overall, settings text)]
     for ev in evals:
         for name, section in ev.get("benchmarks", {}).items():
-            overall, paper = section["overall"], PAPER_7B.get(name, {})
-            for m in METRICS[BENCHMARKS[name].task]:
-                ours = "-" if overall.get(m) is None else f"{100 * overall[m]:.1f}"
-                theirs = "-" if paper.get(m) is None else f"{paper[m]:.1f}"
-                lines.append(f"{BENCHMARKS[name].title:<20}{m:<10}{ours:>7}{theirs:>10}{overall['n']:>7}  "
-                             f"{settings_text(ev.get('settings', {}))}")
+            merged.setdefault(name, []).append((section["overall"], settings_text(ev.get("settings", {}))))
+    lines = [f"{'benchmark':<20}{'metric':<10}{'ours':>7}{'paper 7B':>10}{'n':>7}  settings"]
+    for name, parts in merged.items():
+        n, settings = sum(o["n"] for o, _ in parts), " | ".join(dict.fromkeys(t for _, t in parts))
+        for m in METRICS[BENCHMARKS[name].task]:
+            rates = [(o[m], o["n"]) for o, _ in parts if o.get(m) is not None]
+            ours = f"{100 * sum(r * k for r, k in rates) / sum(k for _, k in rates):.1f}" if rates else "-"
+            theirs = "-" if PAPER_7B.get(name, {}).get(m) is None else f"{PAPER_7B[name][m]:.1f}"
+            lines.append(f"{BENCHMARKS[name].title:<20}{m:<10}{ours:>7}{theirs:>10}{n:>7}  {settings}")
     return "\n".join(lines)
 
 

@@ -348,3 +348,13 @@ def test_eval_cli_on_benchmark_rows_prints_their_aggregates_and_settings(tiny, t
     assert m["benchmarks"]["activitynet"]["overall"]["n"] == 1
     benchmarks.main([str(tmp_path / "m.json")])
     assert [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]] == ["MVBench"] + ["ActivityNet"] * 4
+
+
+def test_table_merges_a_benchmark_split_over_several_files(tmp_path, capsys):
+    """MVBench evaluated as two task files (3 of 4 right, then 0 of 1): one line, 3/5 = 60.0 over 5 questions."""
+    for k, (acc, n) in enumerate([(0.75, 4), (0.0, 1)]):
+        section = {"mvbench": {"overall": {"n": n, "accuracy": acc, "n_unread": 0}}}
+        (tmp_path / f"m{k}.json").write_text(json.dumps({"benchmarks": section, "settings": {"fps": 2.0}}))
+    benchmarks.main([str(tmp_path / "m0.json"), str(tmp_path / "m1.json")])
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and lines[1].split() == ["MVBench", "accuracy", "60.0", "-", "5", "fps=2.0"]
