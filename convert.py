@@ -5,6 +5,7 @@
     python convert.py --from charades_sta  charades_sta_test.txt out.jsonl --video-dir Charades_v1_480 --ext .mp4
     python convert.py --from nextgqa val.csv out.jsonl --grounding gsub_val.json --video-map map_vid_vidorID.json
     python convert.py --from video_r1 Video-R1-260k.json         out.jsonl --video-dir Video-R1-data
+    python convert.py --from mvbench json/action_sequence.json   out.jsonl --video-dir MVBench/video   (benchmarks.py)
 
 A record that does not convert is listed with its line on stderr; nothing is dropped silently. Times are kept as
 the annotation publishes them: not clipped to the video, not rounded (public annotations end past the decoded video
@@ -19,6 +20,7 @@ import re
 import sys
 from pathlib import Path
 
+import benchmarks
 from data import letters
 
 def grounding_question(caption: str) -> str:
@@ -44,7 +46,8 @@ def from_lmms_charades(rec: dict, k: int) -> dict:
     """lmms-eval Charades-STA rows: `video`, `caption`, `timestamp` = [start, end] in seconds."""
     a, b = (float(x) for x in rec["timestamp"])
     question = grounding_question(rec["caption"])
-    return dict(id=f"charades-{k}", video=rec["video"], task="tvg", question=question, segment=[a, b])
+    return dict(id=f"charades-{k}", video=rec["video"], task="tvg", question=question, segment=[a, b],
+                benchmark="charades_sta")
 
 
 def from_charades_sta(line: str, k: int, ext: str = ".mp4") -> dict:
@@ -52,7 +55,8 @@ def from_charades_sta(line: str, k: int, ext: str = ".mp4") -> dict:
     head, sentence = line.split("##", 1)
     vid, a, b = head.split()
     question = grounding_question(sentence)
-    return dict(id=f"{vid}-{k}", video=vid + ext, task="tvg", question=question, segment=[float(a), float(b)])
+    return dict(id=f"{vid}-{k}", video=vid + ext, task="tvg", question=question, segment=[float(a), float(b)],
+                benchmark="charades_sta")
 
 
 def from_nextgqa(rec: dict, k: int, spans: dict, video_map: dict | None = None, ext: str = ".mp4") -> dict:
@@ -104,11 +108,14 @@ def _records(path: str):
 
 def convert(
     fmt: str, inp: str, out: str, video_dir: str | None = None, ext: str = ".mp4", grounding: str | None = None,
-    video_map: str | None = None,
+    video_map: str | None = None, subtitles: str | None = None,
 ) -> tuple[int, list[str]]:
     """Convert a public file to our JSONL -> (rows written, problems as 'IN:line: message').
 
     Video paths get video_dir prepended when given (our schema reads them relative to OUT's folder)."""
+    if fmt in benchmarks.CONVERTIBLE:  # the paper's evaluation benchmarks: benchmarks.py
+        rows, problems = benchmarks.convert(fmt, inp, subtitles)
+        return _write(rows, out, video_dir), problems
     if fmt == "nextgqa":
         spans = json.loads(Path(grounding).read_text(encoding="utf-8"))
         vmap = json.loads(Path(video_map).read_text(encoding="utf-8")) if video_map else None
@@ -126,29 +133,44 @@ def convert(
         except Exception as e:  # any shape of bad record: reported with its line, never dropped silently
             problems.append(f"{inp}:{line}: {type(e).__name__}: {e}")
             continue
-        row["video"] = os.path.join(video_dir, row["video"]) if video_dir else row["video"]
         rows.append(row)
+    return _write(rows, out, video_dir), problems
+
+
+def _write(rows: list[dict], out: str, video_dir: str | None) -> int:
+    for row in rows:
+        row["video"] = os.path.join(video_dir, row["video"]) if video_dir else row["video"]
     with open(out, "w", encoding="utf-8") as f:
         f.writelines(json.dumps(r) + "\n" for r in rows)
-    return len(rows), problems
+    return len(rows)
 
 
-FORMATS = ("temporal_r1", "lmms_charades", "charades_sta", "nextgqa", "video_r1")
+FORMATS = ("temporal_r1", "lmms_charades", "charades_sta", "nextgqa", "video_r1") + benchmarks.CONVERTIBLE
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="convert a public dataset file to our JSONL schema")
-    parser.add_argument("--from", dest="fmt", required=True, choices=FORMATS)
+    benchmark_help = "; ".join(f"{name}: {b.about}" for name, b in benchmarks.BENCHMARKS.items())
+    parser = argparse.ArgumentParser(description="convert a public dataset file to our JSONL schema",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--from", dest="fmt", required=True, choices=FORMATS,
+                        help=f"the input's format; the paper's evaluation benchmarks are {benchmark_help}")
     parser.add_argument("inp")
     parser.add_argument("out")
     parser.add_argument("--video-dir", "--video_dir", help="prepended to every video path")
     parser.add_argument("--ext", default=".mp4", help="video file extension (charades_sta, nextgqa)")
     parser.add_argument("--grounding", help="nextgqa: the grounding json (gsub_*.json)")
     parser.add_argument("--video-map", "--video_map", help="nextgqa: map_vid_vidorID.json")
+    parser.add_argument("--subtitles", help="videomme_w_subtitle: the folder of <videoID>.srt files")
     args = parser.parse_args(argv)
     if args.fmt == "nextgqa" and not args.grounding:
         parser.error("--from nextgqa needs --grounding gsub_*.json")
-    n, problems = convert(args.fmt, args.inp, args.out, args.video_dir, args.ext, args.grounding, args.video_map)
+    if args.fmt == "videomme_w_subtitle" and not (args.subtitles and os.path.isdir(args.subtitles)):
+        parser.error(f"--from videomme_w_subtitle needs --subtitles DIR of <videoID>.srt, got {args.subtitles!r}")
+    try:
+        n, problems = convert(args.fmt, args.inp, args.out, args.video_dir, args.ext, args.grounding, args.video_map,
+                              args.subtitles)
+    except (ValueError, OSError) as e:  # a whole file of the wrong shape (a bad record is listed, not raised)
+        sys.exit(f"convert.py: {e}")
     for p in problems:
         print(p, file=sys.stderr)
     print(f"wrote {n} rows to {args.out}; {len(problems)} record(s) not converted (listed above)")

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
+import benchmarks
 from rewards import ANSWER_FORMATS, TASKS, gt_spans
 from video import FAMILIES, DataError, VideoConfig, add_video_flags, patchify, probe_video, read_video, video_error
 
@@ -185,9 +186,10 @@ def check_text(row: dict, max_chars: int) -> list[tuple[str, str]]:
     options = row["options"] if isinstance(row.get("options"), list) else []
     texts = [(f, row.get(f)) for f in ("id", "video", "answer", "question", CAPTION)]
     texts += [("options", o) for o in options]
+    texts += [("subtitles", s[-1]) for s in row.get("subtitles") or [] if isinstance(s, list) and s]  # Video-MME
     errors = []
     for field, text in (t for t in texts if isinstance(t[1], str)):
-        token = CONTROL_TOKEN.search(text) if field in ("question", "options", CAPTION) else None
+        token = CONTROL_TOKEN.search(text) if field in ("question", "options", CAPTION, "subtitles") else None
         if len(text) > max_chars:
             errors.append((field, f"{len(text)} characters, more than --max-text-chars {max_chars}"))
         elif token:
@@ -260,11 +262,14 @@ def _check_segment(seg, duration) -> list[tuple[str, str]]:
 # ---------------------------------------------------------------------------------------------------- prompts
 
 
-def user_text(row: dict) -> str:
+def user_text(row: dict, timestamps: list[float] | None = None) -> str:
     """The text after the video: duration (tvg/gqa), question, options as `A. …` lines, task instruction (a caption
-    row: its question alone)."""
+    row: its question alone). A benchmark row (benchmarks.py) lays out its question and options as its benchmark
+    does (Video-MME's subtitles: those on screen at the sampled `timestamps`), then the same task instruction."""
     if row["task"] == CAPTION:
         return row["question"]
+    if row.get("benchmark") in benchmarks.BENCHMARKS:
+        return benchmarks.layout(row, timestamps) + "\n" + INSTRUCTIONS[row["task"]]
     lines = [f"The video is {row['duration']:.1f} seconds long."] if row["task"] in ("tvg", "gqa") else []
     lines.append(row["question"])
     lines += [f"{letter}. {option}" for letter, option in zip(letters(26), row.get("options") or [])]
@@ -292,7 +297,7 @@ def build_prompt(row: dict, tokenizer, family: str, grid_thw, timestamps: list[f
     """Qwen chat prompt ids: system turn, user turn (video placeholder + user_text), open assistant turn."""
     text = (
         f"<|im_start|>system\n{SYSTEM}<|im_end|>\n<|im_start|>user\n{video_text(family, grid_thw, timestamps)}"
-        f"{user_text(row)}<|im_end|>\n<|im_start|>assistant\n"
+        f"{user_text(row, timestamps)}<|im_end|>\n<|im_start|>assistant\n"
     )
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
     gt, gh, gw = (int(v) for v in torch.as_tensor(grid_thw).reshape(3))

@@ -6,6 +6,11 @@
 Metrics: metrics.py (each task's, as the official evaluation computes it; an unparseable answer counts 0 in every
 denominator).
 
+Rows converted from a public benchmark (benchmarks.py: MVBench, Video-MME, MMVU, TempCompass, ActivityNet,
+Charades-STA) are also read by that benchmark's own answer reader and aggregated as its evaluation does (overall,
+then per task / category / duration bucket), under `benchmarks`; `python benchmarks.py METRICS...` tabulates them
+beside the paper's numbers.
+
 Every row of the file is counted: n_rows = n_scored + n_failed. A row that read_jsonl rejects (a bad field, a missing
 video) or whose video fails to decode is not scored: it is listed under `failed` with its id and reason, and each
 task's section says over how many rows its metrics were computed (n) and how many of its rows failed (n_failed).
@@ -32,6 +37,7 @@ from pathlib import Path
 
 import torch
 
+import benchmarks
 import data
 import distributed
 import metrics
@@ -104,6 +110,8 @@ def main(argv=None):
         scores["n_gt_outside_video"] = len(read.outside)  # scored as published (data._check_segment)
         print(metrics.metrics_table(scores))
         settings = {k: v for k, v in vars(args).items() if k != "out"} | {"world": world}
+        if "benchmarks" in scores:
+            print(benchmarks.report(scores["benchmarks"], settings))
         out.write_text(json.dumps({**scores, "settings": settings}, indent=1))
         out.with_suffix(".samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
         print(f"metrics -> {out}; per-sample answers -> {out.with_suffix('.samples.jsonl')}")

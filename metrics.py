@@ -25,6 +25,7 @@ Used by eval.py (the command) and by train.py (the held-out split during trainin
 
 from tqdm import tqdm
 
+import benchmarks
 import data
 import model as vlm
 import rewards
@@ -89,6 +90,8 @@ def score_completion(text, row, truncated=False):
         rec["correct"] = r.right
     if row["task"] in ("tvg", "gqa"):
         rec["iou"], rec["iop"] = r.iou, r.iop
+    if row.get("benchmark") in benchmarks.BENCHMARKS:  # also read as the benchmark's own evaluation reads it
+        rec |= benchmarks.score(text, row)
     return rec
 
 
@@ -112,6 +115,8 @@ def summarize(records, failed):
     out["n_unparseable"] = len(unparsed)
     out["unparseable_ids"] = unparsed[:N_IDS_SHOWN]
     out["failed"] = list(failed)
+    if bench := [r for r in records if r.get("benchmark")]:
+        out["benchmarks"] = benchmarks.aggregate(bench)  # each benchmark's official aggregate (benchmarks.py)
     return out
 
 
