@@ -19,10 +19,10 @@ import re
 import sys
 from pathlib import Path
 
-from data import letters
+from data import GROUNDING_QUESTION, letters
 
 def grounding_question(caption: str) -> str:
-    return f'When does "{caption.strip().rstrip(".")}" happen in the video?'
+    return GROUNDING_QUESTION.format(caption.strip().rstrip("."))
 
 
 def from_temporal_r1(rec: dict, k: int) -> dict:

@@ -100,14 +100,15 @@ def gqa_metrics(correct, ious, iops):
 # one completion -> one per-sample record
 
 
-def score_completion(text, row, truncated=False):
-    """One completion, read by rewards.score -> per-sample record.
+def score_completion(text, row, truncated=False, style="vrl", opened=""):
+    """One completion, read by rewards.score (after the `opened` start its prompt holds, in the prompt style) ->
+    per-sample record.
 
     record: id, task, completion, truncated (hit the token limit; as given), format, reward (the training
     reward's total), option / segment (read, or None), parsed (every part the task needs was read), correct
     (mcq, gqa), iou and iop (tvg, gqa; 0 when unparseable).
     """
-    r = rewards.score(text, row)
+    r = rewards.score(opened + text, row, style=style)
     rec = {"id": row["id"], "task": row["task"], "completion": text, "truncated": truncated, "format": r.format,
            "reward": r.total, "option": r.option, "segment": list(r.segment) if r.segment else None,
            "parsed": r.parsed}
@@ -172,17 +173,17 @@ def metrics_table(metrics):
 
 
 def answer(policy, tokenizer, rows, family, video_cfg, batch_size=4, temperature=0.0, max_new_tokens=512, seed=0,
-           progress=True):
+           progress=True, style="vrl"):
     """Rows -> (records, failed): one completion per row (greedy at temperature 0), scored by score_completion;
     failed = [{id, task, reason}] for the videos that do not load. Batch j of the rows is sampled with seed + j."""
     records, failed = [], []
     bar = tqdm(total=len(rows), disable=not progress, desc="eval")
     for j, i in enumerate(range(0, len(rows), batch_size)):
-        samples, problems = data.prepare_batch(rows[i:i + batch_size], tokenizer, family, video_cfg)
+        samples, problems = data.prepare_batch(rows[i:i + batch_size], tokenizer, family, video_cfg, style)
         failed += data.failed_rows(problems)
         if samples:
             out = vlm.rollout(policy, tokenizer, samples, 1, max_new_tokens, temperature, seed=seed + j)
-            records += [score_completion(text, s.row, cut)
+            records += [score_completion(text, s.row, cut, style, s.opened)
                         for s, text, cut in zip(samples, out.texts, out.truncated.tolist())]
         bar.update(len(rows[i:i + batch_size]))
     bar.close()
@@ -190,11 +191,11 @@ def answer(policy, tokenizer, rows, family, video_cfg, batch_size=4, temperature
 
 
 def evaluate(policy, tokenizer, rows, family, video_cfg, batch_size=4, temperature=0.0, max_new_tokens=512, seed=0,
-             progress=True):
+             progress=True, style="vrl"):
     """Metrics dict of a model on rows (schema dicts from data.load_jsonl): answer() then summarize().
     Local: no collectives, so train.py can call it on one rank with a full copy of the model."""
     return summarize(*answer(policy, tokenizer, rows, family, video_cfg, batch_size, temperature, max_new_tokens,
-                             seed, progress))
+                             seed, progress, style))
 
 
 def parse_args(argv=None):
@@ -206,6 +207,8 @@ def parse_args(argv=None):
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     p.add_argument("--max-new-tokens", "--max_new_tokens", type=int, default=512)
     p.add_argument("--seed", type=int, default=0, help="used when --temperature > 0")
+    p.add_argument("--prompt-style", "--prompt_style", choices=data.PROMPT_STYLES, default="vrl",
+                   help="the prompts and answer format the model was trained with (docs/prompt_styles.md)")
     data.add_input_flags(p)
     p.add_argument("--dtype", default=None, help="bfloat16 on GPU, float32 on CPU unless given")
     distributed.add_timeout_flag(p)
@@ -252,7 +255,7 @@ def main(argv=None):
     video_cfg = video.video_config(args)
     records, failed = answer(policy, tokenizer, read.rows[rank::world], policy.config.model_type, video_cfg,
                              args.batch_size, args.temperature, args.max_new_tokens, args.seed + rank * 1_000_003,
-                             rank == 0)
+                             rank == 0, args.prompt_style)
     records, failed = distributed.gather(records), distributed.gather(failed)  # each rank answered rows[rank::world]
     if rank == 0:
         order = {r["id"]: i for i, r in enumerate(read.rows)}
