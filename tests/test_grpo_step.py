@@ -19,7 +19,7 @@ import train
 G = 4  # completions per prompt
 
 
-def fake_score(text, row, dual=True):
+def fake_score(text, row, dual=True, style="vrl"):
     """A reward that varies within each group (so advantages are non-zero): the completion's length mod 3, / 2."""
     return rewards.Reward(total=(len(text) % 3) / 2, format=0.0, accuracy=0.0, iou=0.0, iop=0.0)
 

@@ -226,3 +226,14 @@ def test_prompt_style_flags():
         ev.parse_args(["--model", "m", "--data", "d", "--prompt-style", "r1"])
     args = select_data.parse_args(["--model", "m", "--data", "d", "--out", "o.jsonl", "--prompt-style", "temporal_r1"])
     assert select_data.sampling_settings(args)["prompt_style"] == "temporal_r1"
+
+
+def test_train_takes_its_prompts_in_the_configured_style(toy_dir):
+    """train.take_prompts builds the batch in cfg.prompt_style: the samples carry it (grpo_step scores with it) and
+    their prompts hold the release's system prompt."""
+    import train
+    tok = toy.toy_tokenizer()
+    rows = data.load_jsonl(str(toy_dir / "train.jsonl"))
+    (sample,) = train.take_prompts(rows, iter(range(len(rows))), 1, tok, "qwen2_5_vl", data.VideoConfig(max_frames=4),
+                                   [], "temporal_r1")
+    assert sample.style == "temporal_r1" and data.RELEASE_SYSTEM in tok.decode(sample.prompt_ids)
