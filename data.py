@@ -424,7 +424,11 @@ def chat_template(tokenizer) -> str | None:
         path = os.path.join(folder, name)
         if os.path.isfile(path):
             with open(path, encoding="utf-8") as f:
-                return json.load(f).get("chat_template") if name.endswith(".json") else f.read()
+                text = f.read()
+            try:
+                return json.loads(text).get("chat_template") if name.endswith(".json") else text
+            except (ValueError, AttributeError) as err:
+                raise DataError(f"{path}: not a chat template file ({err})") from err
     return None
 
 

@@ -24,6 +24,7 @@ grounding (the release publishes no other reward; mcq and gqa keep the table abo
 where format is 1 only for the release's full match (release_format_reward: quoted numbers, nothing else in the
 answer) and the segment is read by that same pattern (release_segment), so `<answer>12.5 to 17.0</answer>` scores
 format 0 and IoU 0 there, as the release's evaluation scores it.
+
 Every part lies in [0, 1], so total lies in [0, w_accuracy + w_format] = [0, 1] with the defaults; every field
 is a python float. score() never raises on a completion: any string gets a finite total. An unparseable answer
 scores 0 accuracy and 0 IoU (as the release's grounding evaluation does).
@@ -35,7 +36,9 @@ read every answer through score() and nothing parses an answer twice.
 
 Hostile inputs: parse_answer and format_reward use only linear-time string methods (find/rfind/count), and the
 regular expressions only ever see an answer of at most MAX_ANSWER_CHARS characters (a longer one is not
-parsed: None), so no input, however long or crafted, makes the reward slow.
+parsed: None), so no input, however long or crafted, makes the reward slow. The one exception, the release's
+pattern (_RELEASE_TAIL), reads whole completions but cannot backtrack: its runs of whitespace and of digits never
+take the same character, and an attempt at one `</think>` cannot reach the next, so it is linear too.
 """
 
 import json
