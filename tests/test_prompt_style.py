@@ -237,3 +237,22 @@ def test_train_takes_its_prompts_in_the_configured_style(toy_dir):
     (sample,) = train.take_prompts(rows, iter(range(len(rows))), 1, tok, "qwen2_5_vl", data.VideoConfig(max_frames=4),
                                    [], "temporal_r1")
     assert sample.style == "temporal_r1" and data.RELEASE_SYSTEM in tok.decode(sample.prompt_ids)
+
+
+def test_eval_and_select_data_score_in_the_style_they_are_given(toy_dir, monkeypatch):
+    """eval.answer and select_data.sample_chunk build prompts and score answers in the given style: the same
+    `2.5 to 7.0`-form answer (sampling replaced by a fixed text) has format 1 under vrl and 0 under temporal_r1."""
+    import types
+    tok = toy.toy_tokenizer()
+    row = next(r for r in data.load_jsonl(str(toy_dir / "train.jsonl")) if r["task"] == "tvg")
+    fixed = lambda policy, tok, samples, k, *a, **kw: types.SimpleNamespace(
+        texts=["<think>t</think><answer>1.0 to 2.0</answer>"] * (len(samples) * k),
+        truncated=torch.zeros(len(samples) * k, dtype=torch.bool))
+    monkeypatch.setattr(ev.vlm, "rollout", fixed)
+    video_cfg = data.VideoConfig(max_frames=4)
+    for style, fmt in [("vrl", 1.0), ("temporal_r1", 0.0)]:
+        (record,), _ = ev.answer(None, tok, [row], "qwen2_5_vl", video_cfg, progress=False, style=style)
+        assert record["format"] == fmt
+        args = types.SimpleNamespace(k=2, max_new_tokens=8, temperature=1.0, prompt_style=style)
+        (result,) = select_data.sample_chunk(None, tok, [row], "qwen2_5_vl", video_cfg, args, seed=0)
+        assert [parts[1] for parts in result["rewards"]] == [fmt, fmt]
