@@ -114,7 +114,7 @@ def test_mcq_under_temporal_r1_keeps_vrls_reward():
 # -------------------------------------------------------------------------------------------- prompts, rendered
 
 
-def rendered(template_file, system, user, expanded, thinking_tok=None):
+def rendered(template_file, system, user, expanded):
     """A chat template rendered by transformers for [system?, user: video + text], the generation prompt added and
     the one video placeholder replaced by our expanded video text (what the processor does with it)."""
     tok = toy.toy_tokenizer()
