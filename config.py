@@ -45,6 +45,8 @@ class Config:
     aggregate: str = arg("token", "token (mean over all completion tokens; TRL's dapo) | sequence (original GRPO)"
                          " | dr_grpo (sum over tokens / (completions x max_new_tokens))")
     scale_advantages: bool = arg(True, "divide by the group std; False (with --aggregate dr_grpo) = Dr. GRPO")
+    prompt_style: str = arg("vrl", "vrl (our instructions; answers like <answer>2.5 to 7.0</answer>) | temporal_r1 (the "
+                            "Temporal-R1 release's system prompt, grounding question and strict JSON answer reward)")
     reward: str = arg("dual", "dual (gqa: (1[option right] + IoU) / 2) | answer (gqa: 1[option right] alone)")
     kl_clamp: float = arg(10.0, "cap on each token's k3 KL term, as verl's low_var_kl; 0 = no cap")
     min_group_std: float = arg(0.0, "online selection: a group whose rewards' std (N - 1) is below this leaves the"
@@ -110,5 +112,6 @@ def parse_config(argv=None):
     assert cfg.batch_size % cfg.pack_prompts == 0, "batch_size must be a multiple of pack_prompts"
     assert cfg.reward in ("dual", "answer"), cfg.reward
     assert cfg.min_group_std == 0 or cfg.aggregate == "token", "--min-group-std needs --aggregate token"
+    assert cfg.prompt_style in data.PROMPT_STYLES, f"--prompt-style {cfg.prompt_style!r}: one of {data.PROMPT_STYLES}"
     assert cfg.aggregate in grpo.AGGREGATES and cfg.schedule in ("constant", "cosine")
     return cfg

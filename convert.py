@@ -21,10 +21,10 @@ import sys
 from pathlib import Path
 
 import benchmarks
-from data import letters
+from data import GROUNDING_QUESTION, letters
 
 def grounding_question(caption: str) -> str:
-    return f'When does "{caption.strip().rstrip(".")}" happen in the video?'
+    return GROUNDING_QUESTION.format(caption.strip().rstrip("."))
 
 
 def from_temporal_r1(rec: dict, k: int) -> dict:

@@ -54,6 +54,8 @@ def parse_args(argv=None):
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     p.add_argument("--max-new-tokens", "--max_new_tokens", type=int, default=512)
     p.add_argument("--seed", type=int, default=0, help="used when --temperature > 0")
+    p.add_argument("--prompt-style", "--prompt_style", choices=data.PROMPT_STYLES, default="vrl",
+                   help="the prompts and answer format the model was trained with (docs/prompt_styles.md)")
     data.add_input_flags(p)
     p.add_argument("--dtype", default=None, help="bfloat16 on GPU, float32 on CPU unless given")
     distributed.add_timeout_flag(p)
@@ -100,7 +102,7 @@ def main(argv=None):
     video_cfg = video.video_config(args)
     records, failed = metrics.answer(policy, tokenizer, read.rows[rank::world], policy.config.model_type, video_cfg,
                              args.batch_size, args.temperature, args.max_new_tokens, args.seed + rank * 1_000_003,
-                             rank == 0)
+                             rank == 0, args.prompt_style)
     records, failed = distributed.gather(records), distributed.gather(failed)  # each rank answered rows[rank::world]
     if rank == 0:
         order = {r["id"]: i for i, r in enumerate(read.rows)}

@@ -75,14 +75,15 @@ def gqa_metrics(correct, ious, iops):
 # one completion -> one per-sample record
 
 
-def score_completion(text, row, truncated=False):
-    """One completion, read by rewards.score -> per-sample record.
+def score_completion(text, row, truncated=False, style="vrl", opened=""):
+    """One completion, read by rewards.score (after the `opened` start its prompt holds, in the prompt style) ->
+    per-sample record.
 
     record: id, task, completion, truncated (hit the token limit; as given), format, reward (the training
     reward's total), option / segment (read, or None), parsed (every part the task needs was read), correct
     (mcq, gqa), iou and iop (tvg, gqa; 0 when unparseable).
     """
-    r = rewards.score(text, row)
+    r = rewards.score(opened + text, row, style=style)
     rec = {"id": row["id"], "task": row["task"], "completion": text, "truncated": truncated, "format": r.format,
            "reward": r.total, "option": r.option, "segment": list(r.segment) if r.segment else None,
            "parsed": r.parsed}
@@ -151,17 +152,17 @@ def metrics_table(metrics):
 
 
 def answer(policy, tokenizer, rows, family, video_cfg, batch_size=4, temperature=0.0, max_new_tokens=512, seed=0,
-           progress=True):
+           progress=True, style="vrl"):
     """Rows -> (records, failed): one completion per row (greedy at temperature 0), scored by score_completion;
     failed = [{id, task, reason}] for the videos that do not load. Batch j of the rows is sampled with seed + j."""
     records, failed = [], []
     bar = tqdm(total=len(rows), disable=not progress, desc="eval")
     for j, i in enumerate(range(0, len(rows), batch_size)):
-        samples, problems = data.prepare_batch(rows[i:i + batch_size], tokenizer, family, video_cfg)
+        samples, problems = data.prepare_batch(rows[i:i + batch_size], tokenizer, family, video_cfg, style)
         failed += data.failed_rows(problems)
         if samples:
             out = vlm.rollout(policy, tokenizer, samples, 1, max_new_tokens, temperature, seed=seed + j)
-            records += [score_completion(text, s.row, cut)
+            records += [score_completion(text, s.row, cut, style, s.opened)
                         for s, text, cut in zip(samples, out.texts, out.truncated.tolist())]
         bar.update(len(rows[i:i + batch_size]))
     bar.close()
@@ -169,8 +170,8 @@ def answer(policy, tokenizer, rows, family, video_cfg, batch_size=4, temperature
 
 
 def evaluate(policy, tokenizer, rows, family, video_cfg, batch_size=4, temperature=0.0, max_new_tokens=512, seed=0,
-             progress=True):
+             progress=True, style="vrl"):
     """Metrics dict of a model on rows (schema dicts from data.load_jsonl): answer() then summarize().
     Local: no collectives, so train.py can call it on one rank with a full copy of the model."""
     return summarize(*answer(policy, tokenizer, rows, family, video_cfg, batch_size, temperature, max_new_tokens,
-                             seed, progress))
+                             seed, progress, style))

@@ -15,6 +15,16 @@ IoU is taken on the raw predicted and ground-truth times, the prediction not cli
 ground-truth spans (NExT-GQA) it is the max over them: exactly the IoU of the official evaluations (temporal_iou), so
 a prediction that runs past the end of the moment, or of the video, pays for it in the reward as in the benchmark.
 format is 1 when the completion is exactly `<think>...</think><answer>...</answer>` (see format_reward).
+
+style="temporal_r1" (`--prompt-style temporal_r1`) scores grounding as the Temporal-R1 release does, and only
+grounding (the release publishes no other reward; mcq and gqa keep the table above):
+
+    tvg   <answer>{"start_time": "12.5", "end_time": "17.0"}</answer>   accuracy = iou = IoU(pred, gt)
+
+where format is 1 only for the release's full match (release_format_reward: quoted numbers, nothing else in the
+answer) and the segment is read by that same pattern (release_segment), so `<answer>12.5 to 17.0</answer>` scores
+format 0 and IoU 0 there, as the release's evaluation scores it.
+
 Every part lies in [0, 1], so total lies in [0, w_accuracy + w_format] = [0, 1] with the defaults; every field
 is a python float. score() never raises on a completion: any string gets a finite total. An unparseable answer
 scores 0 accuracy and 0 IoU (as the release's grounding evaluation does).
@@ -26,7 +36,9 @@ read every answer through score() and nothing parses an answer twice.
 
 Hostile inputs: parse_answer and format_reward use only linear-time string methods (find/rfind/count), and the
 regular expressions only ever see an answer of at most MAX_ANSWER_CHARS characters (a longer one is not
-parsed: None), so no input, however long or crafted, makes the reward slow.
+parsed: None), so no input, however long or crafted, makes the reward slow. The one exception, the release's
+pattern (_RELEASE_TAIL), reads whole completions but cannot backtrack: its runs of whitespace and of digits never
+take the same character, and an attempt at one `</think>` cannot reach the next, so it is linear too.
 """
 
 import json
@@ -43,6 +55,7 @@ ANSWER_FORMATS = {
 MAX_ANSWER_CHARS = 1000  # longer answers are not parsed (bounds all regex work)
 EOS_TEXTS = ("<|im_end|>", "<|endoftext|>")  # end-of-sequence texts a decoded completion may end with
 TAGS = ("<think>", "</think>", "<answer>", "</answer>")
+STYLES = ("vrl", "temporal_r1")  # answer formats: ours (the table above), the Temporal-R1 release's (tvg)
 
 _PREFIX = re.compile(r"(?:the\s+)?(?:answer|option)(?:\s+is)?\s*:?\s*", re.I)  # "Answer: ", "The answer is "
 _LETTER = re.compile(r"\(?([A-Z])\)?\.?")  # B, (B), B.
@@ -53,6 +66,11 @@ _RANGE = re.compile(rf"{_TIME}\s*(?:-|to)\s*{_TIME}", re.I)  # 12.5 to 17.0, 12.
 _PAIR = re.compile(rf"\[\s*({_NUM})\s*,\s*({_NUM})\s*\]")  # [12.5, 17.0]
 _GQA_SEP = re.compile(r"[,;\s]+")  # between the letter and the segment of a gqa answer
 _GQA_MAX_SPLITS = 64
+# The release's grounding answer after its think: `</think>`, then the answer holding exactly one JSON object of two
+# quoted times, whitespace allowed between the parts (the release matches `<think>.*?` + this, in full, DOTALL).
+_QUOTED = r'"([\d.]+)"'
+_RELEASE_TAIL = re.compile(rf'</think>\s*<answer>\s*{{\s*"start_time"\s*:\s*{_QUOTED}\s*,\s*"end_time"\s*:\s*'
+                           rf'{_QUOTED}\s*}}\s*</answer>')
 
 
 @dataclass
@@ -258,21 +276,65 @@ def format_reward(completion):
     return float(ok)
 
 
-def score(completion, sample, w_accuracy=0.5, w_format=0.5, dual=True):
+def _drop_eos(text):
+    """The text without the end-of-sequence texts it ends with (nothing else removed: the release decodes without
+    special tokens and matches what is left as it is, whitespace included)."""
+    while eos := next((e for e in EOS_TEXTS if text.endswith(e)), None):
+        text = text[:-len(eos)]
+    return text
+
+
+def release_format_reward(completion):
+    """The Temporal-R1 release's grounding format reward: 1.0 when the whole completion (end-of-sequence texts
+    aside) is `<think>...</think>` then `<answer>{"start_time": "X", "end_time": "Y"}</answer>` with X, Y quoted
+    runs of digits and dots, whitespace allowed only between the parts; else 0.0.
+
+        <think>t</think><answer>{"start_time": "2.5", "end_time": "7.0"}</answer>      1.0
+        <think>t</think><answer>{"start_time": 2.5, "end_time": 7.0}</answer>          0.0 (unquoted)
+        <think>t</think><answer>2.5 to 7.0</answer>                                    0.0 (vrl's form)
+
+    The release's full match of `<think>.*?` + _RELEASE_TAIL can only end at the last `</think>` (the tail holds
+    none), so this checks the start and matches the tail from there: linear time, same answers.
+    """
+    text = _drop_eos(completion)
+    last = text.rfind("</think>")
+    return float(text.startswith("<think>") and last >= len("<think>") and bool(_RELEASE_TAIL.fullmatch(text, last)))
+
+
+def release_segment(completion):
+    """`(start, end)` read as the release's grounding evaluation reads it: its answer pattern searched in the
+    completion (the first `<think>`, then the first tail after it), the two quoted times as floats, a reversed pair
+    swapped; None when the pattern is absent or a time is not a number (`1.2.3`) - the release scores both IoU 0."""
+    first = completion.find("<think>")
+    m = _RELEASE_TAIL.search(completion, first + len("<think>")) if first >= 0 else None
+    try:
+        start, end = (float(t) for t in m.groups()) if m else (None, None)
+    except ValueError:
+        return None
+    return None if start is None else (min(start, end), max(start, end))
+
+
+def score(completion, sample, w_accuracy=0.5, w_format=0.5, dual=True, style="vrl"):
     """Reward of one completion for one schema row (`task`, `options`, `answer`, `segment`).
 
     total = w_accuracy * accuracy + w_format * format, in [0, w_accuracy + w_format] (see the module docstring
     for accuracy and iou per task). dual=False scores gqa on its option letter alone (accuracy = 1[right]; the IoU
-    is still measured, not rewarded): the answer-only baseline of the dual reward. Never raises on the completion;
-    an unknown task is a ValueError.
+    is still measured, not rewarded): the answer-only baseline of the dual reward. style="temporal_r1" reads and
+    formats a tvg answer as the release does (release_segment, release_format_reward). Never raises on the
+    completion; an unknown task or style is a ValueError.
     """
     task = sample["task"]
     if task not in TASKS:
         raise ValueError(f"unknown task {task!r} (expected one of {TASKS})")
+    if style not in STYLES:
+        raise ValueError(f"unknown prompt style {style!r} (expected one of {STYLES})")
+    release = style == "temporal_r1" and task == "tvg"
     answer = parse_answer(completion)
     option = segment = None
     if task == "mcq":
         option = parse_option(answer, sample["options"])
+    elif release:
+        segment = release_segment(completion)
     elif task == "tvg":
         segment = parse_segment(answer)
     else:
@@ -283,6 +345,6 @@ def score(completion, sample, w_accuracy=0.5, w_format=0.5, dual=True):
         iou, iop = temporal_iou(segment, sample["segment"]), temporal_iop(segment, sample["segment"])
     accuracy = {"mcq": float(right), "tvg": iou, "gqa": (float(right) + iou) / 2 if dual else float(right)}[task]
     parsed = (option is not None or task == "tvg") and (segment is not None or task == "mcq")
-    fmt = format_reward(completion)
+    fmt = release_format_reward(completion) if release else format_reward(completion)
     return Reward(total=w_accuracy * accuracy + w_format * fmt, format=fmt, accuracy=accuracy, iou=iou, iop=iop,
                   option=option, segment=segment, right=right, parsed=parsed)

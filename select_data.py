@@ -207,24 +207,25 @@ def write_outputs(selected, lines, out, settings):
 # sampling
 
 
-def reward_table(texts, row):
-    """K completion texts of one row -> its reward table, K rows of PARTS."""
+def reward_table(texts, row, style="vrl", opened=""):
+    """K completion texts of one row (each after the `opened` start its prompt holds) -> its reward table, K rows
+    of PARTS."""
     table = []
     for text in texts:
-        r = rewards.score(text, row)
+        r = rewards.score(opened + text, row, style=style)
         table.append([r.total, r.format, r.accuracy, r.iou, float(r.right)])
     return table
 
 
 def sample_chunk(policy, tokenizer, rows, family, video_cfg, args, seed):
     """One batch of rows -> one result per row: {id, task, rewards [K, 5]} or {id, task, failed: reason}."""
-    samples, problems = data.prepare_batch(rows, tokenizer, family, video_cfg)
+    samples, problems = data.prepare_batch(rows, tokenizer, family, video_cfg, args.prompt_style)
     results = {f["id"]: {"id": f["id"], "task": f["task"], "failed": f["reason"]} for f in data.failed_rows(problems)}
     if samples:
         texts = vlm.rollout(policy, tokenizer, samples, args.k, args.max_new_tokens, args.temperature, seed=seed).texts
         for b, s in enumerate(samples):
             results[s.id] = {"id": s.id, "task": s.row["task"],
-                             "rewards": reward_table(texts[b * args.k:(b + 1) * args.k], s.row)}
+                             "rewards": reward_table(texts[b * args.k:(b + 1) * args.k], s.row, s.style, s.opened)}
     return [results[r["id"]] for r in rows]
 
 
@@ -332,6 +333,8 @@ def parse_args(argv=None):
     p.add_argument("--top-n", "--top_n", type=int, default=None,
                    help="then keep only the N kept with the largest reward std")
     data.add_input_flags(p)
+    p.add_argument("--prompt-style", "--prompt_style", choices=data.PROMPT_STYLES, default="vrl",
+                   help="the prompts and answer format to sample and score with (docs/prompt_styles.md)")
     p.add_argument("--dtype", default=None, help="bfloat16 on GPU, float32 on CPU unless given")
     distributed.add_timeout_flag(p)
     return p.parse_args(argv)
@@ -339,7 +342,7 @@ def parse_args(argv=None):
 
 def sampling_settings(args):
     """Everything a sample's rewards depend on: the resume log must have been written with the same."""
-    keys = ("k", "temperature", "max_new_tokens", "batch_size", "seed", *video.VIDEO_FLAGS, "dtype")
+    keys = ("k", "temperature", "max_new_tokens", "batch_size", "seed", *video.VIDEO_FLAGS, "dtype", "prompt_style")
     return {"model": os.path.abspath(args.model), "data": os.path.abspath(args.data),
             **{k: getattr(args, k) for k in keys}}
 

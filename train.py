@@ -62,7 +62,7 @@ def prompt_indices(n_rows, seed, step, batch_size, rank, world):
         epoch, pos = epoch + 1, 0
 
 
-def take_prompts(rows, indices, want, tokenizer, family, video_cfg, skipped):
+def take_prompts(rows, indices, want, tokenizer, family, video_cfg, skipped, style="vrl"):
     """Decode videos for the first `want` rows that load; a failing one (a corrupt video: rows with `duration` are not
     probed at load; too long a prompt) is skipped, counted, logged by id, and the batch walks on through the spares.
     Only when every row has failed does the run stop, naming the first failure."""
@@ -70,7 +70,7 @@ def take_prompts(rows, indices, want, tokenizer, family, video_cfg, skipped):
     for i in indices:
         if i in failed:
             continue
-        ok, problems = data.prepare_batch([rows[i]], tokenizer, family, video_cfg)
+        ok, problems = data.prepare_batch([rows[i]], tokenizer, family, video_cfg, style)
         samples += ok
         for problem in problems:
             skipped.append(problem.id)
@@ -153,7 +153,7 @@ def test_metrics(cfg, policy, tokenizer, rows, video_cfg, rank, world):
     policy.eval()
     distributed.gathered_for_rollout(policy, True)
     records, failed = metrics.answer(policy, tokenizer, rows[rank::world], policy.config.model_type, video_cfg,
-                                     max_new_tokens=cfg.max_new_tokens, progress=False)
+                                     max_new_tokens=cfg.max_new_tokens, progress=False, style=cfg.prompt_style)
     distributed.gathered_for_rollout(policy, False)
     policy.train()
     records, failed = distributed.gather(records), distributed.gather(failed)
@@ -180,7 +180,8 @@ def grpo_step(cfg, policy, reference, optimizer, tokenizer, prompts, seed, devic
 
     # 2. rewards, 3. group-relative advantages (a group whose G rewards are equal gets 0 and is counted)
     dual = cfg.reward == "dual"
-    scores = [rewards.score(text, prompts[i // G].row, dual=dual) for i, text in enumerate(rollout.texts)]
+    scores = [rewards.score(prompts[i // G].opened + text, prompts[i // G].row, dual=dual, style=cfg.prompt_style)
+              for i, text in enumerate(rollout.texts)]
     reward, finite = reward_tensor(scores, prompts, G)  # [B*G]
     advantages, n_zero_variance = grpo.group_advantages(reward, G, scale=cfg.scale_advantages)  # [B*G]
     advantages = torch.where(finite, advantages, 0.0)  # [NaN safety] a non-finite reward teaches nothing
@@ -241,7 +242,8 @@ def grpo_step(cfg, policy, reference, optimizer, tokenizer, prompts, seed, devic
 def sft_step(cfg, policy, optimizer, tokenizer, prompts, device):
     """One supervised step: the mean NLL of the ground-truth targets (data.target_text + EOS) over all their tokens."""
     eos, t0 = tokenizer.convert_tokens_to_ids("<|im_end|>"), time.time()
-    groups = [(s, [torch.tensor(tokenizer.encode(data.target_text(s.row)) + [eos])]) for s in prompts]
+    targets = [data.target_text(s.row, s.style, s.opened) for s in prompts]
+    groups = [(s, [torch.tensor(tokenizer.encode(t) + [eos])]) for s, t in zip(prompts, targets)]
     packs = micro_batches(groups, cfg.pack_prompts, policy.config, device)
     share, loss_sum = token_share(packs, device), 0.0
     for p in packs:
@@ -315,7 +317,7 @@ def run(cfg, rank, world, device):
     for step in bar:
         t0 = time.time()
         indices = prompt_indices(len(rows), cfg.seed, step, cfg.batch_size, rank, world)
-        prompts = take_prompts(rows, indices, cfg.batch_size, tokenizer, family, video_cfg, skipped)
+        prompts = take_prompts(rows, indices, cfg.batch_size, tokenizer, family, video_cfg, skipped, cfg.prompt_style)
         if cfg.mode == "grpo":
             seed = cfg.seed * 1_000_003 + step * world + rank  # every rollout's seed: a function of (seed, step, rank)
             stats, samples = grpo_step(cfg, policy, reference, optimizer, tokenizer, prompts, seed, device)

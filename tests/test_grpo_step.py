@@ -19,7 +19,7 @@ import train
 G = 4  # completions per prompt
 
 
-def fake_score(text, row, dual=True):
+def fake_score(text, row, dual=True, style="vrl"):
     """A reward that varies within each group (so advantages are non-zero): the completion's length mod 3, / 2."""
     return rewards.Reward(total=(len(text) % 3) / 2, format=0.0, accuracy=0.0, iou=0.0, iop=0.0)
 
@@ -119,7 +119,7 @@ def test_online_selection_drops_the_groups_whose_rewards_do_not_vary(toy_dir, to
     is then exactly a GRPO step on the second group alone (its tokens alone make the token mean), and the first
     group is counted as dropped. A step where every group is dropped leaves the weights as they were."""
     scores = iter([0.5, 0.5, 0.5, 0.5, 0.0, 1.0, 0.0, 1.0] * 2)
-    monkeypatch.setattr(rewards, "score", lambda text, row, dual=True: rewards.Reward(
+    monkeypatch.setattr(rewards, "score", lambda text, row, dual=True, style="vrl": rewards.Reward(
         total=next(scores), format=0.0, accuracy=0.0, iou=0.0, iop=0.0))
     torch.manual_seed(0)
     policy = vlm.load_model(vlm.tiny_config("qwen2_5_vl", toy_tok))
