@@ -19,7 +19,7 @@ import re
 import sys
 from pathlib import Path
 
-from data import letters
+from data import DataError, letters, refuse_overwriting_inputs
 
 def grounding_question(caption: str) -> str:
     return f'When does "{caption.strip().rstrip(".")}" happen in the video?'
@@ -128,9 +128,25 @@ def convert(
             continue
         row["video"] = os.path.join(video_dir, row["video"]) if video_dir else row["video"]
         rows.append(row)
-    with open(out, "w", encoding="utf-8") as f:
-        f.writelines(json.dumps(r) + "\n" for r in rows)
+    if rows:  # nothing converted: an existing OUT stays as it was
+        write_atomic(out, "".join(json.dumps(r) + "\n" for r in rows))
     return len(rows), problems
+
+
+def write_atomic(path: str, text: str) -> None:
+    """Write text to a temporary file beside path, then rename it over path: a kill or a full disk mid-write
+    leaves the old file whole, never a truncated one."""
+    tmp = path + ".tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
 
 
 FORMATS = ("temporal_r1", "lmms_charades", "charades_sta", "nextgqa", "video_r1")
@@ -148,12 +164,18 @@ def main(argv=None):
     args = parser.parse_args(argv)
     if args.fmt == "nextgqa" and not args.grounding:
         parser.error("--from nextgqa needs --grounding gsub_*.json")
+    inputs = {"the input": args.inp, "--grounding": args.grounding, "--video-map": args.video_map}
+    try:
+        refuse_overwriting_inputs([args.out], inputs)
+    except DataError as e:
+        sys.exit(f"convert.py: {e}")
     n, problems = convert(args.fmt, args.inp, args.out, args.video_dir, args.ext, args.grounding, args.video_map)
     for p in problems:
         print(p, file=sys.stderr)
-    print(f"wrote {n} rows to {args.out}; {len(problems)} record(s) not converted (listed above)")
     if n == 0:
-        sys.exit(f"no record of {args.inp} converted: is it a --from {args.fmt} file?")
+        kept = f"; {args.out} left as it was" if os.path.exists(args.out) else ""
+        sys.exit(f"no record of {args.inp} converted: is it a --from {args.fmt} file?{kept}")
+    print(f"wrote {n} rows to {args.out}; {len(problems)} record(s) not converted (listed above)")
 
 
 if __name__ == "__main__":
