@@ -146,13 +146,18 @@ def linked(path):
 
 
 def open_unlinked(path):
-    """path opened to read and write (created if missing; O_NOFOLLOW: a symbolic link is refused, not followed)."""
+    """path opened to read and write (created if missing; O_NOFOLLOW: a symbolic link is refused, not followed;
+    a file with another hard link is refused too, as that other name is someone's file)."""
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
     except OSError as e:
         if e.errno != errno.ELOOP:
             raise
         raise RunFolderError(linked(path)) from None
+    if os.fstat(fd).st_nlink > 1:
+        os.close(fd)
+        raise RunFolderError(f"{path} has {os.stat(path).st_nlink - 1} other hard link(s): writing the run's pid "
+                             "there would overwrite that file too. Remove it, or pass another --out")
     return os.fdopen(fd, "r+", encoding="utf-8")
 
 

@@ -144,12 +144,18 @@ def test_overwrite_never_deletes_what_the_run_reads(tmp_path):
 
 
 def test_a_lock_file_that_is_a_symbolic_link_is_refused_and_its_target_kept(tmp_path):
-    """OUT/.lock linked to a file of the user's: the lock once truncated the target to write its pid there."""
+    """OUT/.lock linked to a file of the user's (symbolic or hard link): the lock once truncated that file to write
+    its pid there."""
     precious = tmp_path / "thesis.txt"
     precious.write_text("three years of work\n")
     (tmp_path / "run").mkdir()
     os.symlink(precious, tmp_path / "run" / ".lock")
     with pytest.raises(RunFolderError, match=r"run/.lock is a symbolic link .to .*thesis.txt.: a run never writes"):
+        with run_folder.lock(str(tmp_path / "run"), rank=0):
+            pass
+    os.remove(tmp_path / "run" / ".lock")
+    os.link(precious, tmp_path / "run" / ".lock")  # a hard link: the same file under a second name
+    with pytest.raises(RunFolderError, match=r"run/.lock has 1 other hard link.s.: writing the run's pid"):
         with run_folder.lock(str(tmp_path / "run"), rank=0):
             pass
     assert precious.read_text() == "three years of work\n"
