@@ -281,7 +281,7 @@ def run(cfg, rank, world, device):
     digest = run_folder.input_digest(cfg.data) if os.path.isfile(cfg.data) else ""
     saved = dataclasses.asdict(cfg) | {"data_sha256": digest}  # what the checkpoints store
     now = {k: v for k, v in saved.items() if k not in PER_INVOCATION}
-    changed = checkpoint.check_config(resume, now, (*RESUMABLE_CHANGES, "data")) if resume else ""
+    changed = checkpoint.check_config(resume, now, RESUMABLE_CHANGES) if resume else ""
     if changed and master:
         print(f"[resume] changed: {changed}", file=sys.stderr)
     rows, test_rows = load_rows(cfg)

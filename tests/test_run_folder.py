@@ -178,6 +178,20 @@ def test_a_run_file_that_is_a_symbolic_link_is_refused_never_followed(tmp_path, 
     assert os.path.islink(out / name)
 
 
+def test_resume_compares_the_training_file_by_its_digest_where_the_checkpoint_stored_one(tmp_path):
+    """train.py stores data_sha256 (the bytes of --data) with the config: the path may then change, the contents
+    may not. A checkpoint written before the digest existed still compares the path."""
+    keyed = write_state(tmp_path / "keyed", 3, data="toy/train.jsonl", data_sha256="ab" * 32)
+    assert checkpoint.check_config(keyed, {"data": "toy/../toy/train.jsonl", "data_sha256": "ab" * 32}, ()) == \
+        "--data 'toy/train.jsonl' -> 'toy/../toy/train.jsonl'"
+    with pytest.raises(CheckpointError, match=r"other settings: the contents of --data .sha256 abababababab -> "
+                                              r"cdcdcdcdcdcd."):
+        checkpoint.check_config(keyed, {"data": "toy/train.jsonl", "data_sha256": "cd" * 32}, ())
+    older = write_state(tmp_path / "older", 3, data="toy/train.jsonl")
+    with pytest.raises(CheckpointError, match="other settings: --data 'toy/train.jsonl' -> 'toy/../toy/train.jsonl'"):
+        checkpoint.check_config(older, {"data": "toy/../toy/train.jsonl", "data_sha256": "ab" * 32}, ())
+
+
 def test_a_second_writer_is_refused_while_the_first_holds_the_folder(tmp_path):
     with run_folder.lock(str(tmp_path), rank=0):
         with pytest.raises(RunFolderError, match=f"being written by another run .pid {os.getpid()} holds"):
