@@ -250,7 +250,7 @@ def refuse_replacing(out, data_path):
     try:
         settings = json.loads(out.read_text(encoding="utf-8"))["settings"]
         before = settings.get("data_file") or os.path.realpath(settings["data"])
-    except (ValueError, KeyError, TypeError, AttributeError, UnicodeDecodeError):
+    except (ValueError, KeyError, TypeError, AttributeError):  # not JSON, not an object, no settings
         raise SystemExit(f"{out} exists and is not an eval.py result: refused to overwrite it; pass another --out")
     if before != os.path.realpath(data_path):
         raise SystemExit(f"{out} holds the results of another input ({before}): refused to overwrite them with "
