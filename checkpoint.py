@@ -176,10 +176,15 @@ def resume_from(resume, out):
 
 def check_config(path, config, resumable):
     """A resumed run is the same experiment: a setting that differs from the config stored in the checkpoint refuses
-    the resume (a CheckpointError naming each), unless it is one of `resumable` -> those, as text ('' if none)."""
+    the resume (a CheckpointError naming each), unless it is one of `resumable` -> those, as text ('' if none).
+    A key NAME_sha256 is the digest of the file --NAME names: where the checkpoint stored one, the file's contents
+    decide and its path may change (reported); a checkpoint from before the digest compares the path."""
     stored = read_state(path)["config"]
+    resumable = (*resumable, *(k[:-len("_sha256")] for k in config if k.endswith("_sha256") and k in stored))
     changed = [k for k in config if k in stored and stored[k] != config[k]]
-    said = lambda keys: ", ".join(f"--{k.replace('_', '-')} {stored[k]!r} -> {config[k]!r}" for k in keys)
+    said = lambda keys: ", ".join(f"the contents of --{k[:-7].replace('_', '-')} (sha256 {stored[k][:12]} -> "
+                                  f"{config[k][:12]})" if k.endswith("_sha256") else
+                                  f"--{k.replace('_', '-')} {stored[k]!r} -> {config[k]!r}" for k in keys)
     refused = [k for k in changed if k not in resumable]
     if refused:
         raise CheckpointError(f"{path} was trained with other settings: {said(refused)}. Resume with the "

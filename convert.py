@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 import benchmarks
-from data import GROUNDING_QUESTION, letters
+from data import GROUNDING_QUESTION, DataError, letters, refuse_overwriting_inputs
 
 def grounding_question(caption: str) -> str:
     return GROUNDING_QUESTION.format(caption.strip().rstrip("."))
@@ -138,11 +138,28 @@ def convert(
 
 
 def _write(rows: list[dict], out: str, video_dir: str | None) -> int:
+    """The converted rows (videos under video_dir) to out, atomically; nothing converted: an existing out stays."""
     for row in rows:
         row["video"] = os.path.join(video_dir, row["video"]) if video_dir else row["video"]
-    with open(out, "w", encoding="utf-8") as f:
-        f.writelines(json.dumps(r) + "\n" for r in rows)
+    if rows:
+        write_atomic(out, "".join(json.dumps(r) + "\n" for r in rows))
     return len(rows)
+
+
+def write_atomic(path: str, text: str) -> None:
+    """Write text to a temporary file beside path, then rename it over path: a kill or a full disk mid-write
+    leaves the old file whole, never a truncated one."""
+    tmp = path + ".tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
 
 
 FORMATS = ("temporal_r1", "lmms_charades", "charades_sta", "nextgqa", "video_r1") + benchmarks.CONVERTIBLE
@@ -166,16 +183,20 @@ def main(argv=None):
         parser.error("--from nextgqa needs --grounding gsub_*.json")
     if args.fmt == "videomme_w_subtitle" and not (args.subtitles and os.path.isdir(args.subtitles)):
         parser.error(f"--from videomme_w_subtitle needs --subtitles DIR of <videoID>.srt, got {args.subtitles!r}")
+    inputs = {"the input": args.inp, "--grounding": args.grounding, "--video-map": args.video_map,
+              "--subtitles": args.subtitles}
     try:
+        refuse_overwriting_inputs([args.out], inputs)
         n, problems = convert(args.fmt, args.inp, args.out, args.video_dir, args.ext, args.grounding, args.video_map,
                               args.subtitles)
-    except (ValueError, OSError) as e:  # a whole file of the wrong shape (a bad record is listed, not raised)
+    except (DataError, ValueError, OSError) as e:  # a whole file of the wrong shape (a bad record is listed)
         sys.exit(f"convert.py: {e}")
     for p in problems:
         print(p, file=sys.stderr)
-    print(f"wrote {n} rows to {args.out}; {len(problems)} record(s) not converted (listed above)")
     if n == 0:
-        sys.exit(f"no record of {args.inp} converted: is it a --from {args.fmt} file?")
+        kept = f"; {args.out} left as it was" if os.path.exists(args.out) else ""
+        sys.exit(f"no record of {args.inp} converted: is it a --from {args.fmt} file?{kept}")
+    print(f"wrote {n} rows to {args.out}; {len(problems)} record(s) not converted (listed above)")
 
 
 if __name__ == "__main__":

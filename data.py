@@ -11,7 +11,6 @@ from public formats in convert.py.
 """
 
 import json
-import math
 import os
 import re
 import sys
@@ -106,14 +105,15 @@ def read_jsonl(path: str, max_text_chars: int = MAX_TEXT_CHARS, tasks: tuple = T
         raise DataError(f"{path!r}: no such JSONL file (pass the data with --data)")
     folder = os.path.dirname(os.path.abspath(path))
     out, seen = Jsonl([], [], [], []), {}
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:  # -sig: a byte-order mark (Windows tools write one) is skipped
         for lineno, line in enumerate(f, 1):
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
-            except json.JSONDecodeError as e:
-                row, errors = None, [("<line>", f"not valid JSON ({e.msg})")]
+            except ValueError as e:  # JSONDecodeError, or an integer past Python's 4300-digit limit
+                why = e.msg if isinstance(e, json.JSONDecodeError) else str(e).split(";")[0]
+                row, errors = None, [("<line>", f"not valid JSON ({why})")]
             else:
                 errors = check_row(row, folder, max_text_chars, tasks) if isinstance(row, dict) \
                     else [("<line>", "not a JSON object")]
@@ -168,6 +168,18 @@ def write_problems(path: str, problems: list[Problem]) -> None:
         f.writelines(f"{p}\n" for p in problems)
 
 
+def refuse_overwriting_inputs(outputs: list, inputs: dict) -> None:
+    """A DataError when a file a command would write is one it reads ({flag: path}): the same path, or the same
+    file through a symbolic or hard link (os.path.samefile). `--out X.jsonl` with `--data X.jsonl` would replace
+    the user's data with the command's results."""
+    for out in map(str, outputs):
+        for flag, path in ((f, str(p)) for f, p in inputs.items() if p):
+            same = os.path.exists(out) and os.path.exists(path) and os.path.samefile(out, path)
+            if same or os.path.realpath(out) == os.path.realpath(path):
+                raise DataError(f"{out} would be written over {flag} {path} (the same file), replacing your input "
+                                "with this command's output: choose another output path")
+
+
 def failed_rows(problems: list[Problem]) -> list[dict]:
     """Problems -> one {id, task, reason} per failed row, in order: a row's problems joined; a row without a
     string id is named by its line, one without a task string gets task '?'."""
@@ -192,7 +204,8 @@ def add_input_flags(parser):
 
 
 def _number(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+    """A finite int or float that is also a float: a 400-digit integer is not (it would overflow later)."""
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and -sys.float_info.max <= x <= sys.float_info.max
 
 
 def check_text(row: dict, max_chars: int) -> list[tuple[str, str]]:
@@ -239,7 +252,8 @@ def check_row(row: dict, folder: str, max_text_chars: int = MAX_TEXT_CHARS,
     if isinstance(row.get("video"), str) and row["video"].strip():
         row["video"] = os.path.abspath(os.path.join(folder, row["video"]))  # join keeps an absolute path as is
         if not os.path.isfile(row["video"]):
-            errors.append(("video", f"file not found: {row['video']}"))
+            what = "is a directory, not a video file" if os.path.isdir(row["video"]) else "file not found"
+            errors.append(("video", f"{what}: {row['video']}"))
         elif "duration" not in row:
             try:
                 n_frames, fps = probe_video(row["video"], row.get("id"))

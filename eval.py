@@ -30,7 +30,9 @@ the same prompts and decoding as a GRPO rollout, with group size 1.
 """
 
 import argparse
+import hashlib
 import json
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -73,18 +75,36 @@ def writable(folder):
 
 
 def output_path(args):
-    """Where the metrics go, decided before the model loads: --out, else MODEL/eval_<data stem>.json, else (a
-    read-only model folder) ./eval_<model name>_<data stem>.json. An --out that cannot be written is an error."""
+    """Where the metrics go, decided before the model loads: --out, else MODEL/eval_<data stem>_<hash>.json, else
+    (a read-only model folder) ./eval_<model name>_<data stem>_<hash>.json; <hash> is a short sha256 of the data
+    file's resolved path, so two test.jsonl in two folders never share a name. An --out that cannot be written is
+    an error."""
     if args.out:
         if not writable(Path(args.out).parent):
             raise SystemExit(f"cannot write --out {args.out}: its folder is not writable; pass another --out")
         return Path(args.out)
-    beside = Path(args.model) / f"eval_{Path(args.data).stem}.json"
+    name = f"{Path(args.data).stem}_{hashlib.sha256(os.path.realpath(args.data).encode()).hexdigest()[:8]}.json"
+    beside = Path(args.model) / f"eval_{name}"
     if writable(beside.parent):
         return beside
-    here = Path(f"eval_{Path(args.model).resolve().name}_{Path(args.data).stem}.json")
+    here = Path(f"eval_{Path(args.model).resolve().name}_{name}")
     print(f"{args.model} is not writable: the metrics go to {here.resolve()} (--out to choose)", file=sys.stderr)
     return here
+
+
+def refuse_replacing(out, data_path):
+    """An existing `out` is replaced only when it holds this command's metrics of the same data file (resolved
+    path): the result of another input, or a file that is not an eval.py result, is refused, never overwritten."""
+    if not out.exists():
+        return
+    try:
+        settings = json.loads(out.read_text(encoding="utf-8"))["settings"]
+        before = settings.get("data_file") or os.path.realpath(settings["data"])
+    except (ValueError, KeyError, TypeError, AttributeError):  # not JSON, not an object, no settings
+        raise SystemExit(f"{out} exists and is not an eval.py result: refused to overwrite it; pass another --out")
+    if before != os.path.realpath(data_path):
+        raise SystemExit(f"{out} holds the results of another input ({before}): refused to overwrite them with "
+                         f"those of {data_path}; pass another --out")
 
 
 def main(argv=None):
@@ -93,6 +113,9 @@ def main(argv=None):
     args.dtype = args.dtype or ("bfloat16" if device.type == "cuda" else "float32")
     vlm.require_folder(args.model)  # inputs first: no model loads before they hold
     out = output_path(args)
+    data.refuse_overwriting_inputs([out, out.with_suffix(".samples.jsonl"), out.with_suffix(".bad.txt")],
+                                   {"--data": args.data})
+    refuse_replacing(out, args.data)
     read = data.read_jsonl(args.data, args.max_text_chars)  # the rows that load; the others are reported as failed
     if not read.rows and not read.problems:
         raise SystemExit(f"{args.data} holds no rows: nothing to evaluate")
@@ -111,7 +134,8 @@ def main(argv=None):
         scores = metrics.summarize(records, data.failed_rows(read.problems) + failed)
         scores["n_gt_outside_video"] = len(read.outside)  # scored as published (data._check_segment)
         print(metrics.metrics_table(scores))
-        settings = {k: v for k, v in vars(args).items() if k != "out"} | {"world": world}
+        settings = {k: v for k, v in vars(args).items() if k != "out"} | {"world": world,
+                                                                           "data_file": os.path.realpath(args.data)}
         if "benchmarks" in scores:
             print(benchmarks.report(scores["benchmarks"], settings))
         out.write_text(json.dumps({**scores, "settings": settings}, indent=1))

@@ -20,7 +20,9 @@ A line that does not parse (torn by a kill or a full disk) is dropped with a war
 """
 
 import contextlib
+import errno
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -44,11 +46,12 @@ def lock(out, rank):
     held, error = None, None
     if rank == 0:
         os.makedirs(out, exist_ok=True)
-        held = open(os.path.join(out, LOCK), "a+")
         try:
+            held = open_unlinked(os.path.join(out, LOCK))
             fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except RunFolderError as e:
+            error = str(e)
         except BlockingIOError:
-            held.seek(0)
             pid = held.read().strip() or "?"
             held.close()
             held, error = None, (f"{out} is being written by another run (pid {pid} holds {os.path.join(out, LOCK)}):"
@@ -80,7 +83,8 @@ def _listed(paths):
     return ", ".join(names[:6]) + (f" and {len(names) - 6} more" if len(names) > 6 else "")
 
 
-def _plan(out, resume, overwrite):
+def _plan(out, resume, overwrite, inputs):
+    refuse_links(out)
     found = checkpoint.resume_from(resume, out)
     step = checkpoint.read_state(found)["step"] if found else 0
     own = resume == "auto" or (found is not None and os.path.dirname(os.path.abspath(found)) == os.path.abspath(out))
@@ -99,17 +103,19 @@ def _plan(out, resume, overwrite):
                    "by step, the logs interleave). Pass --resume auto to continue it, --overwrite true to delete "
                    "it first, or another --out")
         raise RunFolderError(why)
+    refuse_deleting_inputs(out, in_the_way + half_written, inputs)
     return found, step, in_the_way + half_written
 
 
-def plan(out, resume, overwrite, rank):
+def plan(out, resume, overwrite, rank, inputs=None):
     """What OUT holds against what the run asks (decided on rank 0, the same on every rank) -> (the checkpoint to
     resume from or None, its step or 0, the paths to delete before the run writes). resume: '' | 'auto' | a
-    folder. Raises RunFolderError when another run's files are in the way and overwrite is off."""
+    folder; inputs: {flag: path} the run reads. Raises RunFolderError when another run's files are in the way and
+    overwrite is off, when a path to delete holds one of the inputs, or when a file of the run is a symbolic link."""
     outcome = None
     if rank == 0:
         try:
-            outcome = _plan(out, resume, overwrite)
+            outcome = _plan(out, resume, overwrite, inputs or {})
         except (RunFolderError, checkpoint.CheckpointError) as e:
             outcome = e
     outcome = distributed.broadcast(outcome)
@@ -128,13 +134,70 @@ def clear(out, doomed, step):
 
 
 # ----------------------------------------------------------------------------------------------------------------
+# what is never deleted or written through (safe to skip on a first read)
+
+BAD_ROWS = "bad_rows.txt"  # train.py --skip-bad lists the dropped rows here
+
+
+def linked(path):
+    return (f"{path} is a symbolic link (to {os.readlink(path)}): a run never writes or deletes through a link in its"
+            " folder (the lock and the logs would overwrite its target, keep-last and --overwrite would delete it)."
+            " Remove the link, or pass another --out")
+
+
+def open_unlinked(path):
+    """path opened to read and write (created if missing; O_NOFOLLOW: a symbolic link is refused, not followed;
+    a file with another hard link is refused too, as that other name is someone's file)."""
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    except OSError as e:
+        if e.errno != errno.ELOOP:
+            raise
+        raise RunFolderError(linked(path)) from None
+    if os.fstat(fd).st_nlink > 1:
+        os.close(fd)
+        raise RunFolderError(f"{path} has {os.stat(path).st_nlink - 1} other hard link(s): writing the run's pid "
+                             "there would overwrite that file too. Remove it, or pass another --out")
+    return os.fdopen(fd, "r+", encoding="utf-8")
+
+
+def refuse_links(out):
+    """A file or folder the run writes or deletes in OUT (checkpoints, logs, curves, bad rows) that is a symbolic
+    link is refused: its target is not the run's to truncate or delete."""
+    for path in run_files(out) + [os.path.join(out, BAD_ROWS)]:
+        if os.path.islink(path):
+            raise RunFolderError(linked(path))
+
+
+def refuse_deleting_inputs(out, doomed, inputs):
+    """--overwrite with --model OUT/checkpoint-8 would delete the model the run is about to load: a path to delete
+    that is, or holds, an input ({flag: path}; compared as real paths, links resolved) is refused first."""
+    for flag, path in inputs.items():
+        real = os.path.realpath(path) if path else None
+        for gone in doomed:
+            if real and (real == os.path.realpath(gone) or real.startswith(os.path.realpath(gone) + os.sep)):
+                raise RunFolderError(f"{flag} {path} is in {gone}, which starting this run in {out} would delete "
+                                     "(--overwrite deletes the run there): copy it elsewhere first, or pass "
+                                     "another --out")
+
+
+def input_digest(path):
+    """sha256 of a file's bytes: a resumed run is keyed on what its --data holds, not on how its path is spelt."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+# ----------------------------------------------------------------------------------------------------------------
 # logs
 
 def read_log(path):
     """[(row, line as written)] of a JSONL log; a line that is not a JSON object with a step is dropped with a
     warning naming the file and line (a kill or a full disk can tear the last line)."""
     rows = []
-    with open(path, encoding="utf-8") as f:
+    with open(path, encoding="utf-8-sig") as f:
         for lineno, line in enumerate(f, 1):
             try:
                 row = json.loads(line)

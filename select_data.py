@@ -283,7 +283,12 @@ def open_partial(path, settings, model, keys, rank, world):
                 continue
         if not good:
             good = [json.dumps({"settings": settings, "model": model})]
-        path.write_text("".join(line + "\n" for line in good), encoding="utf-8")
+        tmp = path.with_name(path.name + ".tmp")  # a kill while it is written leaves the old log whole
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.writelines(line + "\n" for line in good)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
     if world > 1:
         dist.barrier()
     header, *lines = path.read_text(encoding="utf-8").splitlines()
@@ -352,6 +357,7 @@ def main(argv=None):
     rank, world, device = distributed.init(timeout_minutes=args.dist_timeout_minutes)
     args.dtype = args.dtype or ("bfloat16" if device.type == "cuda" else "float32")
     paths = out_paths(args.out)
+    data.refuse_overwriting_inputs([*paths.values(), paths["kept"].with_suffix(".bad.txt")], {"--data": args.data})
     vlm.require_folder(args.model)  # inputs first: no model loads before they hold
     paths["kept"].parent.mkdir(parents=True, exist_ok=True)
     read = data.read_jsonl(args.data, args.max_text_chars)  # the rows that load; the others fail with their reasons

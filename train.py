@@ -265,7 +265,7 @@ def load_rows(cfg):
     vlm.require_folder(cfg.model)
     if not cfg.data:
         raise data.DataError("--data is missing: pass the training JSONL (our schema, README)")
-    report = os.path.join(cfg.out, "bad_rows.txt") if cfg.skip_bad else None
+    report = os.path.join(cfg.out, run_folder.BAD_ROWS) if cfg.skip_bad else None
     tasks = data.SFT_TASKS if cfg.mode == "sft" else data.TASKS  # caption rows: SFT only
     rows = data.load_jsonl(cfg.data, cfg.skip_bad, report, cfg.max_text_chars, tasks)
     if not rows:
@@ -283,8 +283,14 @@ def train(cfg):
 
 def run(cfg, rank, world, device):
     master = rank == 0
-    resume, start, doomed = run_folder.plan(cfg.out, cfg.resume, cfg.overwrite, rank)
-    now = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in PER_INVOCATION}
+    inputs = {"--model": cfg.model, "--data": cfg.data, "--test-data": cfg.test_data,
+              "--resume": "" if cfg.resume == "auto" else cfg.resume}  # --overwrite never deletes one of these
+    resume, start, doomed = run_folder.plan(cfg.out, cfg.resume, cfg.overwrite, rank, inputs)
+    # a run is keyed on the bytes of its --data (a sha256), not on the path: an edited file refuses the resume, the
+    # same file spelt another way (toy/../toy/train.jsonl) resumes with the path change reported
+    digest = run_folder.input_digest(cfg.data) if os.path.isfile(cfg.data) else ""
+    saved = dataclasses.asdict(cfg) | {"data_sha256": digest}  # what the checkpoints store
+    now = {k: v for k, v in saved.items() if k not in PER_INVOCATION}
     changed = checkpoint.check_config(resume, now, RESUMABLE_CHANGES) if resume else ""
     if changed and master:
         print(f"[resume] changed: {changed}", file=sys.stderr)
@@ -334,8 +340,8 @@ def run(cfg, rank, world, device):
             run_folder.log_step(cfg.out, step + 1, stats, samples)
             bar.set_postfix({k: f"{stats[k]:.3f}" for k in ("reward", "kl", "loss") if k in stats})
         if (step + 1) % cfg.save_every == 0 or step + 1 == cfg.steps:
-            last_checkpoint = checkpoint.save(cfg.out, step + 1, policy, optimizer, scheduler, tokenizer,
-                                              dataclasses.asdict(cfg), cfg.keep_last, rank)
+            last_checkpoint = checkpoint.save(cfg.out, step + 1, policy, optimizer, scheduler, tokenizer, saved,
+                                              cfg.keep_last, rank)
             if master:
                 run_folder.plot_curves(cfg.out)
         if cfg.stop_after and step + 1 - start >= cfg.stop_after:

@@ -92,7 +92,8 @@ def probe_video(path: str, sample_id=None) -> tuple[int, float]:
     can crash the whole process on garbage input. Corrupt frame data is found later, by the decoder.
     """
     if not os.path.isfile(path):
-        raise video_error(path, sample_id, "video file not found")
+        raise video_error(path, sample_id, "is a directory, not a video file" if os.path.isdir(path) else
+                          "video file not found")
     if os.path.getsize(path) == 0:
         raise video_error(path, sample_id, "video file is empty")
     try:

@@ -1,6 +1,7 @@
 """convert.py as worked examples: records of each public format in, rows of our schema (or a problem per line) out."""
 
 import json
+import os
 
 import numpy as np
 import pytest
@@ -146,3 +147,36 @@ def test_nothing_converted_is_an_error(tmp_path):
     (tmp_path / "in.json").write_text(json.dumps([dict(video="a.mp4"), dict(video="b.mp4")]))
     with pytest.raises(SystemExit, match="no record of .*in.json converted: is it a --from temporal_r1 file?"):
         convert.main(["--from", "temporal_r1", str(tmp_path / "in.json"), str(tmp_path / "o.jsonl")])
+
+
+def test_a_conversion_killed_while_writing_leaves_the_old_output_whole(tmp_path, monkeypatch):
+    """The rows go to a temporary file renamed over OUT once complete: a write that dies halfway (a full disk here)
+    leaves an earlier OUT byte for byte, and no temporary file. It used to write OUT in place (0 bytes, or cut)."""
+    out = tmp_path / "o.jsonl"
+    out.write_text('{"id": "earlier"}\n')
+    (tmp_path / "in.json").write_text(json.dumps([dict(video="a.mp4", problem="a cat", solution=[0.1, 0.2],
+                                                       video_length=10.0)] * 50))
+    real_open = open
+
+    class FullDisk:
+        def __init__(self, f):
+            self.f = f
+
+        def write(self, text):
+            self.f.write(text[:len(text) // 2])
+            self.f.flush()
+            raise OSError(28, "No space left on device")
+
+        writelines = lambda self, lines: self.write("".join(lines))
+        __enter__ = lambda self: self
+        __exit__ = lambda self, *exc: self.f.close()
+
+    def full_disk(file, mode="r", *args, **kwargs):
+        opened = real_open(file, mode, *args, **kwargs)
+        return FullDisk(opened) if "w" in mode and str(file).startswith(str(tmp_path)) else opened
+
+    monkeypatch.setattr("builtins.open", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        convert.convert("temporal_r1", str(tmp_path / "in.json"), str(out))
+    monkeypatch.undo()
+    assert out.read_text() == '{"id": "earlier"}\n' and sorted(os.listdir(tmp_path)) == ["in.json", "o.jsonl"]

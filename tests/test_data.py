@@ -118,6 +118,36 @@ def test_skip_bad_drops_counts_and_lists_bad_rows(toy_dir, tmp_path, capsys):
     assert "skipped 2 bad row(s)" in capsys.readouterr().err
 
 
+def test_integers_too_large_for_a_float_are_bad_rows_like_any_other(toy_dir, tmp_path, capsys):
+    """A 400-digit end time once raised OverflowError out of the loader (it becomes a float later), and a 5,000-digit
+    one ValueError (Python refuses to read integers past 4,300 digits): with --skip-bad each is a bad row, named by
+    its line, and the good rows load."""
+    huge = good_row(toy_dir, id="huge", segment=[0.5, 10 ** 400])
+    beyond = json.dumps(good_row(toy_dir, id="beyond")).replace("[0.5, 2.0]", f"[0.5, {'9' * 5000}]")
+    path = write_lines(tmp_path / "rows.jsonl", [good_row(toy_dir), huge, beyond, good_row(toy_dir, id="c")])
+    rows = data.load_jsonl(str(path), skip_bad=True, report=str(tmp_path / "bad.txt"))
+    assert [r["id"] for r in rows] == ["ok", "c"]
+    report = (tmp_path / "bad.txt").read_text().splitlines()
+    assert report[0].startswith(f"{path}:2 id='huge' field=segment: expected [start, end]")
+    assert report[1].startswith(f"{path}:3 id=None field=<line>: not valid JSON (Exceeds the limit (4300 digits)")
+    with pytest.raises(DataError, match="2 problem.s. in 2 row.s."):
+        data.load_jsonl(str(path))
+
+
+def test_a_byte_order_mark_before_the_first_row_is_skipped(toy_dir, tmp_path):
+    """Windows tools start a UTF-8 file with a byte-order mark; left in, it made row 1 'not valid JSON'."""
+    path = tmp_path / "bom.jsonl"
+    path.write_bytes(b"\xef\xbb\xbf" + (json.dumps(good_row(toy_dir)) + "\n").encode("utf-8"))
+    assert [r["id"] for r in data.load_jsonl(str(path))] == ["ok"]
+
+
+def test_a_folder_given_as_the_video_is_named_as_one(toy_dir, tmp_path):
+    """A row whose `video` is a directory says so, not 'file not found' (the path exists)."""
+    path = write_lines(tmp_path / "rows.jsonl", [good_row(toy_dir, video=str(tmp_path))])
+    with pytest.raises(DataError, match=f"field=video: is a directory, not a video file: {tmp_path}"):
+        data.load_jsonl(str(path))
+
+
 def test_a_50_mb_question_is_refused_at_load_with_its_line(toy_dir, tmp_path):
     """One row with a 50 MB question (it once ran the tokenizer out of memory): refused by length at load, with
     the file, line and field; the row's other checks (video probe ...) are not even run."""

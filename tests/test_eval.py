@@ -216,7 +216,7 @@ ARGS = ["--batch-size", "2", "--max-new-tokens", "8", "--max-frames", "4"]
 
 def test_eval_cli_with_a_broken_and_a_missing_video(tiny, test_file):
     ev.main(["--model", str(tiny), "--data", str(test_file), *ARGS])
-    out = tiny / "eval_test.json"  # default: next to the model
+    (out,) = tiny.glob("eval_test_*.json")  # default: next to the model, named by the data file (stem and hash)
     m = json.loads(out.read_text())
     assert (m["n_rows"], m["n_scored"], m["n_failed"], m["n_gt_outside_video"]) == (4, 2, 2, 1)  # every row counted
     assert sorted(f["id"] for f in m["failed"]) == ["broken", "missing"]
@@ -242,8 +242,8 @@ def test_eval_torchrun_two_ranks_matches_one(tiny, test_file, tmp_path):
 
 def test_eval_on_a_read_only_model_folder_writes_its_metrics_in_the_current_folder(tiny, test_file, tmp_path,
                                                                                    monkeypatch, capsys):
-    """A shared, read-only model folder: the default MODEL/eval_test.json cannot be written, so the metrics go to
-    ./eval_<model folder name>_test.json instead, and the run says so. chmod does not bind root, so the
+    """A shared, read-only model folder: the default MODEL/eval_test_<hash>.json cannot be written, so the metrics
+    go to ./eval_<model folder name>_test_<hash>.json instead, and the run says so. chmod does not bind root, so the
     filesystem's refusal is also simulated where eval asks it (tempfile in that folder)."""
     model, here = tmp_path / "shared-model", tmp_path / "here"
     shutil.copytree(tiny, model)
@@ -259,10 +259,11 @@ def test_eval_on_a_read_only_model_folder_writes_its_metrics_in_the_current_fold
 
     monkeypatch.setattr(tempfile, "TemporaryFile", read_only)
     ev.main(["--model", str(model), "--data", str(test_file), *ARGS])
-    assert json.loads((here / "eval_shared-model_test.json").read_text())["n_rows"] == 4
+    (out,) = here.glob("eval_shared-model_test_*.json")
+    assert json.loads(out.read_text())["n_rows"] == 4
     assert sorted(os.listdir(model)) == sorted(os.listdir(tiny))
     said = capsys.readouterr().err
-    assert f"{model} is not writable: the metrics go to {here / 'eval_shared-model_test.json'}" in said
+    assert f"{model} is not writable: the metrics go to {out}" in said
 
 
 def test_eval_input_errors_come_before_the_model_loads(tiny, tmp_path, monkeypatch):

@@ -125,6 +125,73 @@ def test_a_torn_last_log_line_is_dropped_with_its_file_and_line_named(tmp_path, 
 # the lock: one writer per folder; a dead writer blocks nothing
 
 
+def test_overwrite_never_deletes_what_the_run_reads(tmp_path):
+    """--overwrite deletes the old run, but not when --model, --data or --test-data lies in what it would delete
+    (paths compared resolved: a link to the folder, or `..` in the path, is seen through). Refused, nothing deleted."""
+    out = tmp_path / "run"
+    write_state(out / "checkpoint-8", 8)
+    (out / "checkpoint-8" / "train.jsonl").write_text("{}\n")
+    write_metrics(str(out), [1, 2])
+    os.symlink(out, tmp_path / "link")
+    before = sorted(os.listdir(out))
+    for flag, path in [("--model", out / "checkpoint-8"), ("--data", tmp_path / "link/checkpoint-8/train.jsonl"),
+                       ("--test-data", out / "checkpoint-8/../metrics.jsonl")]:
+        with pytest.raises(RunFolderError, match=f"{flag} .* is in .*, which starting this run in .* would delete"):
+            run_folder.plan(str(out), "", overwrite=True, rank=0, inputs={flag: str(path)})
+    assert sorted(os.listdir(out)) == before
+    assert run_folder.plan(str(out), "", True, 0, inputs={"--data": str(tmp_path / "elsewhere.jsonl")})[2] == [
+        str(out / "checkpoint-8"), str(out / "metrics.jsonl")]
+
+
+def test_a_lock_file_that_is_a_symbolic_link_is_refused_and_its_target_kept(tmp_path):
+    """OUT/.lock linked to a file of the user's (symbolic or hard link): the lock once truncated that file to write
+    its pid there."""
+    precious = tmp_path / "thesis.txt"
+    precious.write_text("three years of work\n")
+    (tmp_path / "run").mkdir()
+    os.symlink(precious, tmp_path / "run" / ".lock")
+    with pytest.raises(RunFolderError, match=r"run/.lock is a symbolic link .to .*thesis.txt.: a run never writes"):
+        with run_folder.lock(str(tmp_path / "run"), rank=0):
+            pass
+    os.remove(tmp_path / "run" / ".lock")
+    os.link(precious, tmp_path / "run" / ".lock")  # a hard link: the same file under a second name
+    with pytest.raises(RunFolderError, match=r"run/.lock has 1 other hard link.s.: writing the run's pid"):
+        with run_folder.lock(str(tmp_path / "run"), rank=0):
+            pass
+    assert precious.read_text() == "three years of work\n"
+
+
+@pytest.mark.parametrize("name", ["checkpoint-4", "metrics.jsonl", "samples.jsonl", "bad_rows.txt"])
+def test_a_run_file_that_is_a_symbolic_link_is_refused_never_followed(tmp_path, name):
+    """A checkpoint or log of the run folder that links elsewhere: keep-last and --overwrite would delete through
+    it (or crash: 'rmtree on a symbolic link'), the logs would append to and rewrite its target. Refused at the
+    start of the run, resumed or not, the target untouched."""
+    out, target = tmp_path / "run", tmp_path / "users"
+    write_state(out / "checkpoint-2", 2)
+    write_state(target, 4) if name.startswith("checkpoint") else target.write_text('{"step": 9}\n')
+    os.symlink(target, out / name)
+    kept = sorted(os.listdir(target)) if target.is_dir() else target.read_text()
+    for resume, overwrite in [("auto", False), ("", True)]:
+        with pytest.raises(RunFolderError, match=f"run/{name} is a symbolic link"):
+            run_folder.plan(str(out), resume, overwrite, rank=0)
+    assert (sorted(os.listdir(target)) if target.is_dir() else target.read_text()) == kept
+    assert os.path.islink(out / name)
+
+
+def test_resume_compares_the_training_file_by_its_digest_where_the_checkpoint_stored_one(tmp_path):
+    """train.py stores data_sha256 (the bytes of --data) with the config: the path may then change, the contents
+    may not. A checkpoint written before the digest existed still compares the path."""
+    keyed = write_state(tmp_path / "keyed", 3, data="toy/train.jsonl", data_sha256="ab" * 32)
+    assert checkpoint.check_config(keyed, {"data": "toy/../toy/train.jsonl", "data_sha256": "ab" * 32}, ()) == \
+        "--data 'toy/train.jsonl' -> 'toy/../toy/train.jsonl'"
+    with pytest.raises(CheckpointError, match=r"other settings: the contents of --data .sha256 abababababab -> "
+                                              r"cdcdcdcdcdcd."):
+        checkpoint.check_config(keyed, {"data": "toy/train.jsonl", "data_sha256": "cd" * 32}, ())
+    older = write_state(tmp_path / "older", 3, data="toy/train.jsonl")
+    with pytest.raises(CheckpointError, match="other settings: --data 'toy/train.jsonl' -> 'toy/../toy/train.jsonl'"):
+        checkpoint.check_config(older, {"data": "toy/../toy/train.jsonl", "data_sha256": "ab" * 32}, ())
+
+
 def test_a_second_writer_is_refused_while_the_first_holds_the_folder(tmp_path):
     with run_folder.lock(str(tmp_path), rank=0):
         with pytest.raises(RunFolderError, match=f"being written by another run .pid {os.getpid()} holds"):

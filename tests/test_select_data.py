@@ -1,5 +1,7 @@
 """select_data.py as worked examples: reward tables in, statistics and keep decisions out; then one real run."""
 
+import builtins
+import io
 import json
 import math
 import os
@@ -298,6 +300,55 @@ def test_resume_log_tries_failed_videos_again(tmp_path):
     log.write_text(json.dumps({"settings": {"k": 4}, "model": "m1"}) + "\n"
                    + json.dumps({"id": "a", "task": "mcq", "key": "ka", "rewards": []}) + "\n"
                    + json.dumps({"id": "b", "task": "mcq", "key": "kb", "failed": "truncated file"}) + "\n")
+    assert list(sd.open_partial(log, {"k": 4}, "m1", {"a": "ka", "b": "kb"}, rank=0, world=1)) == ["a"]
+
+
+class DiesHalfway:
+    """A file open for writing whose first write stops halfway and fails, as a kill or a full disk would."""
+
+    def __init__(self, file):
+        self.file = file
+
+    def write(self, text):
+        self.file.write(text[:len(text) // 2])
+        self.file.flush()
+        raise OSError(28, "No space left on device")
+
+    def writelines(self, lines):
+        self.write("".join(lines))
+
+    def __getattr__(self, name):
+        return getattr(self.file, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.file.close()
+
+
+def test_a_kill_while_the_resume_log_is_rewritten_leaves_the_old_log_whole(tmp_path, monkeypatch):
+    """Each start rewrites the resume log (it drops a torn last line). It was rewritten in place: a kill in the
+    middle left it cut short, or 0 bytes, and every sampled result was gone. It is now written to a new file that
+    is renamed over the old one: here the write dies halfway and the old log is intact, and the next start resumes
+    from it."""
+    log = tmp_path / "sel.partial.jsonl"
+    log.write_text(json.dumps({"settings": {"k": 4}, "model": "m1"}) + "\n"
+                   + json.dumps({"id": "a", "task": "mcq", "key": "ka", "rewards": [[1.0, 1, 1, 0, 1]]}) + "\n"
+                   + '{"id": "b", "task": "mc')  # torn by an earlier kill: this start rewrites the log
+    before = log.read_bytes()
+    real_open = io.open
+
+    def dying_open(file, mode="r", *args, **kwargs):
+        opened = real_open(file, mode, *args, **kwargs)
+        return DiesHalfway(opened) if "w" in mode and str(file).startswith(str(tmp_path)) else opened
+
+    with monkeypatch.context() as patch:
+        patch.setattr(io, "open", dying_open)  # pathlib's write_text opens through io.open
+        patch.setattr(builtins, "open", dying_open)
+        with pytest.raises(OSError, match="No space left on device"):
+            sd.open_partial(log, {"k": 4}, "m1", {"a": "ka", "b": "kb"}, rank=0, world=1)
+    assert log.read_bytes() == before
     assert list(sd.open_partial(log, {"k": 4}, "m1", {"a": "ka", "b": "kb"}, rank=0, world=1)) == ["a"]
 
 
