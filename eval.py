@@ -18,9 +18,10 @@ Also reported: format-error rate = fraction of completions with rewards.format_r
 fraction that hit --max-new-tokens without EOS, the unparseable ids (the first 10), and n_gt_outside_video, the
 valid rows whose ground truth reaches outside the video (kept and scored as published).
 
-Outputs: the table on stdout; metrics (+ the settings) as JSON at --out (default: eval_<data stem>.json inside
-the model folder, so a checkpoint keeps its own results; a model folder we cannot write to, such as a shared
-read-only copy, gives eval_<model folder name>_<data stem>.json in the current folder instead); next to it
+Outputs: the table on stdout; metrics (+ the settings) as JSON at --out (default: eval_<data stem>_<hash>.json
+inside the model folder, so a checkpoint keeps its own results, the hash a short sha256 of the data file's resolved
+path so that two test files of one name never share a result; a model folder we cannot write to, such as a shared
+read-only copy, gives eval_<model folder name>_<data stem>_<hash>.json in the current folder instead); next to it
 <out stem>.samples.jsonl, one line per answered sample (completion, parsed option/segment, IoU, IoP, truncated),
 and <out stem>.bad.txt listing the rows data.read_jsonl rejects (a missing video, a bad field), when there are
 any - those count as failed too.
@@ -51,7 +52,7 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--model", required=True, help="checkpoint folder (weights + tokenizer)")
     p.add_argument("--data", required=True, help="test JSONL (our schema)")
-    p.add_argument("--out", default=None, help="metrics JSON (default: MODEL/eval_<data stem>.json)")
+    p.add_argument("--out", default=None, help="metrics JSON (default: MODEL/eval_<data stem>_<hash>.json)")
     p.add_argument("--batch-size", "--batch_size", type=int, default=4, help="prompts per sampler call")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     p.add_argument("--max-new-tokens", "--max_new_tokens", type=int, default=512)
