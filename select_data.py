@@ -19,8 +19,10 @@ rewards.score) and keep, per task:
          reward then gives non-zero advantages. A dropped gqa sample is labelled by its option (always_right /
          always_wrong); its IoU spread was low too.
 
-Standard deviations are population std (ddof 0) over the K completions. --top-n N then keeps only the N kept
-samples with the largest std of the total reward (the quantity GRPO divides by), ties in file order.
+Standard deviations are the sample std (N - 1) over the K completions: the one grpo.group_advantages divides by
+and the one the online selection (train.py --min-group-std, grpo.varied_groups) asks of a group, so offline and
+online selection measure "varies" the same way. --top-n N then keeps only the N kept samples with the largest std
+of the total reward, ties in file order.
 
 Outputs, for --out selected.jsonl:
     selected.jsonl               kept rows, in file order, each the input line as written (relative video paths
@@ -33,8 +35,8 @@ Outputs, for --out selected.jsonl:
                                  accuracy, iou, right], or the load error). A rerun skips every sample already in
                                  it (so changing only --min-iou-std or --top-n costs no sampling); other sampling
                                  settings or other weights are refused, and a sample whose row or video changed
-                                 since (its key: a hash of the line as written and the video's size and mtime)
-                                 is sampled again.
+                                 since (its key: a hash of the line as written and the video's path, inode, size,
+                                 modification and change times) is sampled again (selection_log.py).
     selected.bad.txt             rows data.load_jsonl rejects (missing video, bad field), when there are any
 
 Determinism. Samples are cut into fixed batches of --batch-size in file order and batch j is sampled with seed
@@ -46,20 +48,19 @@ video fails to load is logged as failed with its id and never stops the run.
 """
 
 import argparse
-import hashlib
 import json
 import math
 import os
 from pathlib import Path
 
 import torch
-import torch.distributed as dist
 from tqdm import tqdm
 
 import data
 import distributed
 import model as vlm
 import rewards
+import selection_log
 import video
 
 # The columns of a sample's reward table [K, 5]: the four parts of rewards.Reward, then whether the option letter
@@ -73,15 +74,15 @@ VERDICTS = ("kept", "always_right", "always_wrong", "low_spread", "beyond_top_n"
 
 
 def _mean_std(xs):
-    """Mean and population std (ddof 0) of a non-empty list."""
+    """Mean and sample std (N - 1, as torch.std and grpo.group_advantages) of a list of K >= 2 numbers."""
     m = sum(xs) / len(xs)
-    return m, math.sqrt(sum((x - m) ** 2 for x in xs) / len(xs))
+    return m, math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
 
 
 def reward_stats(table):
     """One sample's reward table, K rows of PARTS -> statistics.
 
-    {k, total_mean, total_std, ..., iou_std, right_mean, right_std,   mean / population std of every part
+    {k, total_mean, total_std, ..., iou_std, right_mean, right_std,   mean / sample std of every part
      n_right, frac_right,                                             completions with the right option
      iou_range}                                                       max(IoU) - min(IoU)
     """
@@ -230,95 +231,6 @@ def sample_chunk(policy, tokenizer, rows, family, video_cfg, args, seed):
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# the resume log
-
-
-def model_identity(path):
-    """A hash of the checkpoint's config.json and weight files, read in full: the resume log's rewards hold only for
-    the weights that sampled them (a checkpoint replaced at the same path must not be answered from the log)."""
-    digest = hashlib.sha256()
-    for name in ["config.json", *sorted(n for n in os.listdir(path) if n.endswith((".safetensors", ".bin")))]:
-        digest.update(name.encode() + b"\0")
-        with open(os.path.join(path, name), "rb") as f:
-            while chunk := f.read(1 << 24):
-                digest.update(chunk)
-    return digest.hexdigest()[:16]
-
-
-def row_key(line, row):
-    """A hash of what a sample's rewards depend on besides the model and the settings: the row as written and its
-    video file (path, inode, size, modification and change times). The change time (ctime) moves on every write and
-    no tool sets it back, so a video rewritten in place with its size and mtime kept (cp -p, rsync -t, touch -r) is
-    sampled again; reading every video's bytes at start would cost as much as a first pass of decoding."""
-    stat = os.stat(row["video"])
-    video = f"{row['video']}\0{stat.st_ino}\0{stat.st_size}\0{stat.st_mtime_ns}\0{stat.st_ctime_ns}"
-    return hashlib.sha256(f"{line}\0{video}".encode()).hexdigest()[:16]
-
-
-def deal(chunks, done, rank, world):
-    """The batch indices j this rank samples: the batches still to do (any sample missing from the log; the batch is
-    re-sampled whole, with seed + j), dealt round-robin. Dealing what remains, not all batches, keeps a resumed run
-    fair: dealing all and skipping the done ones could leave one rank with every batch left. Rank 0's log decides
-    (a rank reading the log later might already see another's new lines)."""
-    todo = [j for j, chunk in enumerate(chunks) if any(r["id"] not in done for r in chunk)]
-    return distributed.broadcast(todo)[rank::world]
-
-
-def open_partial(path, settings, model, keys, rank, world):
-    """Create or check the resume log -> {id: result} already finished, for the rows as they are now.
-
-    Line 1 is {"settings": ..., "model": model identity}; a log written with other settings or by other weights
-    is refused (its rewards would mix two experiments). A logged result counts only while its key is the row's
-    (keys: {id: row_key}); a row changed since is sampled again. Rank 0 drops a torn last line (a run killed
-    mid-write) before any rank appends.
-    """
-    path = Path(path)
-    if rank == 0:
-        lines = path.read_text(encoding="utf-8").split("\n") if path.exists() else []
-        good = []
-        for line in lines:
-            try:
-                good.append(json.dumps(json.loads(line)))
-            except ValueError:
-                continue
-        if not good:
-            good = [json.dumps({"settings": settings, "model": model})]
-        tmp = path.with_name(path.name + ".tmp")  # a kill while it is written leaves the old log whole
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.writelines(line + "\n" for line in good)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    if world > 1:
-        dist.barrier()
-    header, *lines = path.read_text(encoding="utf-8").splitlines()
-    if json.loads(header).get("settings") != settings:
-        raise SystemExit(f"{path} was written with other settings:\n  {header}\nnow:\n  {json.dumps(settings)}\n"
-                         "use the same ones, or delete it to start over")
-    if json.loads(header).get("model") != model:
-        raise SystemExit(f"{path} was written by other weights than those now at --model (weights hash "
-                         f"{json.loads(header).get('model')} -> {model}): delete it to select again with these "
-                         "weights, or pass another --out")
-    logged = [r for r in map(json.loads, lines) if "failed" not in r]  # failed videos are tried again
-    done = {r["id"]: r for r in logged if r.get("key") == keys.get(r["id"])}
-    changed = sorted({r["id"] for r in logged if r["id"] in keys} - set(done))
-    if changed and rank == 0:
-        print(f"{len(changed)} sample(s) changed since {path} logged them (row or video), sampled again: "
-              f"{', '.join(changed[:5])}{' ...' if len(changed) > 5 else ''}")
-    return done
-
-
-def append_partial(path, results):
-    """Append finished results, one JSON line each, in one write (O_APPEND: ranks do not interleave lines)."""
-    text = "".join(json.dumps(r) + "\n" for r in results)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND)
-    try:
-        os.write(fd, text.encode("utf-8"))
-    finally:
-        os.close(fd)
-
-
-# ----------------------------------------------------------------------------------------------------------------
 # CLI
 
 
@@ -366,22 +278,22 @@ def main(argv=None):
         raise SystemExit(f"{args.data} holds no rows: nothing to select from")
     if read.problems and rank == 0:
         data.write_problems(paths["kept"].with_suffix(".bad.txt"), read.problems)
-    settings, keys = sampling_settings(args), {row["id"]: row_key(lines[row["id"]], row) for row in rows}
-    model = distributed.broadcast(model_identity(args.model) if rank == 0 else None)
-    done = open_partial(paths["partial"], settings, model, keys, rank, world)
+    settings, keys = sampling_settings(args), {row["id"]: selection_log.row_key(lines[row["id"]], row) for row in rows}
+    model = distributed.broadcast(selection_log.model_identity(args.model) if rank == 0 else None)
+    done = selection_log.open_partial(paths["partial"], settings, model, keys, rank, world)
     policy, tokenizer = vlm.load_policy(args.model, device, getattr(torch, args.dtype))
     family = policy.config.model_type
     video_cfg = video.video_config(args)
 
     chunks = [rows[i:i + args.batch_size] for i in range(0, len(rows), args.batch_size)]
-    mine = deal(chunks, done, rank, world)
+    mine = selection_log.deal(chunks, done, rank, world)
     new = []
     bar = tqdm(total=sum(len(chunks[j]) for j in mine), disable=rank != 0, desc=f"select (rank 0 of {world})")
     for j in mine:
         results = [{**r, "key": keys[r["id"]]} for r in
                    sample_chunk(policy, tokenizer, chunks[j], family, video_cfg, args, args.seed + j)
                    if r["id"] not in done]
-        append_partial(paths["partial"], results)
+        selection_log.append_partial(paths["partial"], results)
         new += results
         bar.update(len(chunks[j]))
     bar.close()

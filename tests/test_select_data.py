@@ -19,6 +19,7 @@ import data
 import model as vlm
 import rewards
 import select_data as sd
+import selection_log
 import video
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,23 +39,23 @@ def gqa_table(rights, ious):
 
 
 def test_reward_stats_worked_example():
-    """Mean and population std (over the K completions) of each reward part: an mcq sample right 2 of 4 times has
-    accuracy std 0.5; a tvg sample with IoU 0.2, 0.6, 0.2, 0.6 has IoU std 0.2, and one with IoU 0.48-0.52
-    only 0.014."""
+    """Mean and sample std (N - 1 = 3, as GRPO's advantage) of each reward part over the K = 4 completions: an mcq
+    sample right 2 of 4 times has accuracy std sqrt(4 x 0.25 / 3) = 0.577; a tvg sample with IoU 0.2, 0.6, 0.2,
+    0.6 has IoU std sqrt(4 x 0.04 / 3) = 0.231, and one with IoU 0.48-0.52 only sqrt(0.0008 / 3) = 0.016."""
     s = sd.reward_stats(MCQ_HALF)
     assert s["k"] == 4
-    assert s["total_mean"] == 0.75 and s["total_std"] == 0.25  # deviations ±0.25, population std
+    assert s["total_mean"] == 0.75 and s["total_std"] == pytest.approx(math.sqrt(4 * 0.25 ** 2 / 3))  # ±0.25
     assert s["format_mean"] == 1.0 and s["format_std"] == 0.0
-    assert s["accuracy_mean"] == 0.5 and s["accuracy_std"] == 0.5
+    assert s["accuracy_mean"] == 0.5 and s["accuracy_std"] == pytest.approx(math.sqrt(1 / 3))
     assert s["n_right"] == 2 and s["frac_right"] == 0.5
 
     assert s["right_mean"] == 0.5 and s["iou_std"] == 0.0
 
     s = sd.reward_stats(TVG_SPREAD)
-    assert s["iou_mean"] == pytest.approx(0.4) and s["iou_std"] == pytest.approx(0.2)
+    assert s["iou_mean"] == pytest.approx(0.4) and s["iou_std"] == pytest.approx(math.sqrt(0.16 / 3))
     assert s["iou_range"] == pytest.approx(0.4)
     s = sd.reward_stats(TVG_FLAT)
-    assert s["iou_std"] == pytest.approx(math.sqrt(0.0002)) and s["iou_range"] == pytest.approx(0.04)
+    assert s["iou_std"] == pytest.approx(math.sqrt(0.0008 / 3)) and s["iou_range"] == pytest.approx(0.04)
 
 
 def test_keep_rule_mcq():
@@ -67,20 +68,20 @@ def test_keep_rule_mcq():
 
 
 def test_keep_rule_tvg_threshold():
-    """A tvg sample is kept when its IoU std is strictly above min_iou_std: IoU std 0.2 is kept at 0.1, 0.014 is
+    """A tvg sample is kept when its IoU std is strictly above min_iou_std: IoU std 0.231 is kept at 0.1, 0.016 is
     "low_spread" at 0.1 but kept at 0.01."""
     assert sd.verdict(sd.reward_stats(TVG_SPREAD), "tvg", 0.1) == "kept"
     assert sd.verdict(sd.reward_stats(TVG_FLAT), "tvg", 0.1) == "low_spread"
-    assert sd.verdict(sd.reward_stats(TVG_FLAT), "tvg", 0.01) == "kept"  # 0.0141 > 0.01
-    assert sd.verdict(sd.reward_stats(TVG_SPREAD), "tvg", 0.2 + 1e-9) == "low_spread"  # strictly greater
+    assert sd.verdict(sd.reward_stats(TVG_FLAT), "tvg", 0.01) == "kept"  # 0.0163 > 0.01
+    assert sd.verdict(sd.reward_stats(TVG_SPREAD), "tvg", math.sqrt(0.16 / 3) + 1e-9) == "low_spread"  # strictly >
 
 
 def test_keep_rule_gqa_either_part():
     """A gqa sample is kept when either part varies: the option's correctness, or the IoU beyond min_iou_std;
     neither varying, it is always right or always wrong by its option."""
-    right_spread = gqa_table([1, 1, 1, 1], [0.1, 0.7, 0.1, 0.7])  # IoU std 0.3
+    right_spread = gqa_table([1, 1, 1, 1], [0.1, 0.7, 0.1, 0.7])  # IoU std 0.35
     varies_flat = gqa_table([1, 0, 1, 1], [0.3] * 4)
-    right_flat = gqa_table([1, 1, 1, 1], [0.3, 0.32, 0.3, 0.28])  # IoU std 0.014
+    right_flat = gqa_table([1, 1, 1, 1], [0.3, 0.32, 0.3, 0.28])  # IoU std 0.016
     wrong_flat = gqa_table([0, 0, 0, 0], [0.3] * 4)
     assert sd.verdict(sd.reward_stats(right_spread), "gqa", 0.1) == "kept"  # IoU varies
     assert sd.verdict(sd.reward_stats(varies_flat), "gqa", 0.1) == "kept"  # option varies
@@ -92,8 +93,8 @@ def test_select_top_n_and_counts():
     """select() gives every row a verdict; top_n keeps the N kept rows of largest total-reward std (ties: file
     order) and marks the rest "beyond_top_n"; a failed video is counted and named, never kept."""
     results = [
-        {"id": "a", "task": "mcq", "rewards": MCQ_HALF},  # total std 0.25
-        {"id": "b", "task": "tvg", "rewards": TVG_SPREAD},  # total std 0.1
+        {"id": "a", "task": "mcq", "rewards": MCQ_HALF},  # total std 0.29
+        {"id": "b", "task": "tvg", "rewards": TVG_SPREAD},  # total std 0.12
         {"id": "c", "task": "mcq", "rewards": MCQ_ALL_RIGHT},
         {"id": "d", "task": "tvg", "failed": "cannot open video d.mp4"},
         {"id": "e", "task": "mcq", "rewards": MCQ_HALF},  # ties with a: a comes first in the file
@@ -280,8 +281,8 @@ def test_after_a_resume_the_batches_left_are_dealt_round_robin():
     rows = [{"id": c} for c in "abcdefghijkl"]
     chunks = [rows[i:i + 2] for i in range(0, 12, 2)]
     done = dict.fromkeys("ab" "ef" "ij" "g")  # batches 0, 2, 4 and half of batch 3
-    assert [sd.deal(chunks, done, rank, 2) for rank in (0, 1)] == [[1, 5], [3]]
-    assert sd.deal(chunks, {}, 0, 1) == [0, 1, 2, 3, 4, 5]
+    assert [selection_log.deal(chunks, done, rank, 2) for rank in (0, 1)] == [[1, 5], [3]]
+    assert selection_log.deal(chunks, {}, 0, 1) == [0, 1, 2, 3, 4, 5]
 
 
 def test_selection_and_eval_see_the_videos_as_training_does():
@@ -300,7 +301,7 @@ def test_resume_log_tries_failed_videos_again(tmp_path):
     log.write_text(json.dumps({"settings": {"k": 4}, "model": "m1"}) + "\n"
                    + json.dumps({"id": "a", "task": "mcq", "key": "ka", "rewards": []}) + "\n"
                    + json.dumps({"id": "b", "task": "mcq", "key": "kb", "failed": "truncated file"}) + "\n")
-    assert list(sd.open_partial(log, {"k": 4}, "m1", {"a": "ka", "b": "kb"}, rank=0, world=1)) == ["a"]
+    assert list(selection_log.open_partial(log, {"k": 4}, "m1", {"a": "ka", "b": "kb"}, rank=0, world=1)) == ["a"]
 
 
 class DiesHalfway:
@@ -347,9 +348,9 @@ def test_a_kill_while_the_resume_log_is_rewritten_leaves_the_old_log_whole(tmp_p
         patch.setattr(io, "open", dying_open)  # pathlib's write_text opens through io.open
         patch.setattr(builtins, "open", dying_open)
         with pytest.raises(OSError, match="No space left on device"):
-            sd.open_partial(log, {"k": 4}, "m1", {"a": "ka", "b": "kb"}, rank=0, world=1)
+            selection_log.open_partial(log, {"k": 4}, "m1", {"a": "ka", "b": "kb"}, rank=0, world=1)
     assert log.read_bytes() == before
-    assert list(sd.open_partial(log, {"k": 4}, "m1", {"a": "ka", "b": "kb"}, rank=0, world=1)) == ["a"]
+    assert list(selection_log.open_partial(log, {"k": 4}, "m1", {"a": "ka", "b": "kb"}, rank=0, world=1)) == ["a"]
 
 
 @pytest.fixture
@@ -404,10 +405,10 @@ def test_a_video_rewritten_with_its_size_and_mtime_kept_is_sampled_again(tmp_pat
     video_file.write_bytes(b"a" * 100)
     row = {"id": "v", "video": str(video_file)}
     line = json.dumps(row)
-    before, stat = sd.row_key(line, row), video_file.stat()
-    assert sd.row_key(line, row) == before  # unchanged: the same key
+    before, stat = selection_log.row_key(line, row), video_file.stat()
+    assert selection_log.row_key(line, row) == before  # unchanged: the same key
     time.sleep(0.05)  # past the file system's timestamp tick
     video_file.write_bytes(b"b" * 100)
     os.utime(video_file, ns=(stat.st_atime_ns, stat.st_mtime_ns))
     assert video_file.stat().st_size == stat.st_size and video_file.stat().st_mtime_ns == stat.st_mtime_ns
-    assert sd.row_key(line, row) != before
+    assert selection_log.row_key(line, row) != before
