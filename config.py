@@ -71,6 +71,8 @@ class Config:
     # bookkeeping
     save_every: int = arg(50, "checkpoint every N steps (and at the end)")
     keep_last: int = arg(2, "checkpoints kept")
+    save_dtype: str = arg("bfloat16", "dtype of the weights a checkpoint exports (model.safetensors), bfloat16 | "
+                          "float32; the float32 weights a resume needs are kept beside them either way")
     resume: str = arg("", "'' | auto (last complete checkpoint in OUT) | a checkpoint folder")
     overwrite: bool = arg(False, "delete an earlier run's checkpoints and logs in OUT instead of refusing to start")
     log_samples: int = arg(2, "completions per step written to samples.jsonl")
@@ -87,7 +89,7 @@ class Config:
 
 # what a resume may change: per-invocation flags (not compared), bookkeeping (reported); anything else refuses it
 PER_INVOCATION = ("resume", "overwrite", "stop_after")
-RESUMABLE_CHANGES = ("steps", "save_every", "keep_last", "log_samples", "out", "test_data", "grad_checkpointing",
+RESUMABLE_CHANGES = ("steps", "save_every", "keep_last", "save_dtype", "log_samples", "out", "test_data", "grad_checkpointing",
                      "eval_every", "dist_timeout_minutes", "toy_n", "toy_pretrain_steps", "toy_labelled",
                      "toy_sft_steps", "toy_grpo_steps", "toy_seeds")
 
@@ -108,4 +110,6 @@ def parse_config(argv=None):
     assert cfg.batch_size % cfg.pack_prompts == 0, "batch_size must be a multiple of pack_prompts"
     assert cfg.reward in ("dual", "answer"), cfg.reward
     assert cfg.aggregate in grpo.AGGREGATES and cfg.schedule in ("constant", "cosine")
+    if cfg.save_dtype not in ("bfloat16", "float32"):
+        parser.error(f"--save-dtype {cfg.save_dtype!r}: expected bfloat16 or float32")
     return cfg

@@ -285,7 +285,7 @@ def run(cfg, rank, world, device):
     dtype = getattr(torch, cfg.dtype)
     mesh = init_device_mesh(device.type, (world,))
 
-    tokenizer = AutoTokenizer.from_pretrained(resume or cfg.model)
+    tokenizer = AutoTokenizer.from_pretrained(resume or cfg.model, trust_remote_code=False)
     # float32 master weights, read once per node (rank 0) and sent to each rank's shard
     policy = distributed.load_sharded(resume or cfg.model, torch.float32, dtype, mesh, device, cfg.grad_checkpointing)
     policy.model.visual.requires_grad_(not cfg.freeze_vision)
@@ -324,8 +324,8 @@ def run(cfg, rank, world, device):
             run_folder.log_step(cfg.out, step + 1, stats, samples)
             bar.set_postfix({k: f"{stats[k]:.3f}" for k in ("reward", "kl", "loss") if k in stats})
         if (step + 1) % cfg.save_every == 0 or step + 1 == cfg.steps:
-            last_checkpoint = checkpoint.save(cfg.out, step + 1, policy, optimizer, scheduler, tokenizer,
-                                              dataclasses.asdict(cfg), cfg.keep_last, rank)
+            last_checkpoint = checkpoint.save(cfg.out, step + 1, policy, optimizer, scheduler, dataclasses.asdict(cfg),
+                                              cfg.keep_last, rank)
             if master:
                 run_folder.plot_curves(cfg.out)
         if cfg.stop_after and step + 1 - start >= cfg.stop_after:
@@ -348,7 +348,7 @@ def run(cfg, rank, world, device):
 # +0.077 and gqa Acc@GQA -0.14 at 1.0, +0.095 and +0.07 at 0.7, 80 steps each).
 TOY_MODEL = dict(hidden=128, layers=4, vision_init=0.1)
 TOY_VIDEO = dict(fps=2.0, min_frames=4, max_frames=16, video_tokens=16, frame_min_tokens=1)
-TOY_RUN = dict(freeze_vision=True, dtype="float32", resume="auto", **TOY_VIDEO)  # every toy stage's
+TOY_RUN = dict(freeze_vision=True, dtype="float32", save_dtype="float32", resume="auto", **TOY_VIDEO)  # every stage's
 TOY_SFT = dict(mode="sft", batch_size=8, pack_prompts=8, lr=2e-3, warmup_steps=10, schedule="cosine",
                save_every=1000, **TOY_RUN)
 TOY_GRPO = dict(mode="grpo", batch_size=8, pack_prompts=8, group_size=8, lr=2e-4, beta=0.0, temperature=0.7,
