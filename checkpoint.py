@@ -22,6 +22,7 @@ a checkpoint folder is a file someone could plant, so a state that needs more th
 """
 
 import json
+import math
 import os
 import pickle
 import random
@@ -272,9 +273,10 @@ def write_config(path, family, dtype):
     vision_config, and no text_config (4.5x would keep it as a plain dict and fail on it)."""
     with open(path, encoding="utf-8") as f:
         fields = json.load(f)
-    for part in (fields, fields.get("text_config", {}), fields.get("vision_config", {})):
-        part.update(dtype=dtype) if "dtype" in part else None
-    fields["torch_dtype"] = dtype
+    for part in (fields.get("text_config", {}), fields.get("vision_config", {})):
+        if "dtype" in part:
+            part["dtype"] = dtype
+    fields["dtype"] = fields["torch_dtype"] = dtype  # transformers 5's name, 4.5x's
     if family == "qwen2_5_vl":
         text = fields.pop("text_config")
         rope = text.pop("rope_parameters")
@@ -313,7 +315,7 @@ def write_processor(folder, family, config):
     processor, image, video_processor = PROCESSOR_CLASSES[family]
     c = video.FAMILIES[family]
     square = (c["patch_size"] * c["merge_size"]) ** 2
-    fewest = max(video.FRAME_FACTOR, -(-config["min_frames"] // video.FRAME_FACTOR) * video.FRAME_FACTOR)
+    fewest = max(video.FRAME_FACTOR, math.ceil(config["min_frames"] / video.FRAME_FACTOR) * video.FRAME_FACTOR)
     min_pixels = config["frame_min_tokens"] * square
     max_pixels = max(min(video.FRAME_MAX_TOKENS, config["video_tokens"] * video.FRAME_FACTOR // fewest) * square,
                      min_pixels)

@@ -89,9 +89,9 @@ class Config:
 
 # what a resume may change: per-invocation flags (not compared), bookkeeping (reported); anything else refuses it
 PER_INVOCATION = ("resume", "overwrite", "stop_after")
-RESUMABLE_CHANGES = ("steps", "save_every", "keep_last", "save_dtype", "log_samples", "out", "test_data", "grad_checkpointing",
-                     "eval_every", "dist_timeout_minutes", "toy_n", "toy_pretrain_steps", "toy_labelled",
-                     "toy_sft_steps", "toy_grpo_steps", "toy_seeds")
+RESUMABLE_CHANGES = ("steps", "save_every", "keep_last", "save_dtype", "log_samples", "out", "test_data",
+                     "grad_checkpointing", "eval_every", "dist_timeout_minutes", "toy_n", "toy_pretrain_steps",
+                     "toy_labelled", "toy_sft_steps", "toy_grpo_steps", "toy_seeds")
 
 
 def parse_config(argv=None):
