@@ -162,6 +162,8 @@ def test_a_qwen3_vl_export_keeps_its_nested_config_and_its_template_renders_vrls
     checkpoint.export(str(tmp_path / "ckpt"), model, model.state_dict(), str(source), config)
     ckpt = tmp_path / "ckpt"
     assert "text_config" in json.loads((ckpt / "config.json").read_text())
+    loaded = vlm.load_model(str(ckpt)).state_dict()  # from_pretrained, bf16 weights read back as float32
+    assert all(torch.equal(loaded[k], w.to(torch.bfloat16).float()) for k, w in model.state_dict().items())
     assert json.loads((ckpt / "video_preprocessor_config.json").read_text())["video_processor_type"] == \
         "Qwen3VLVideoProcessor"
     tokenizer = AutoTokenizer.from_pretrained(ckpt)
