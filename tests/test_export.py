@@ -5,7 +5,6 @@ transformers 5 and in transformers 4.51 (the version lmms-eval and vLLM stacks o
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
