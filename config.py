@@ -75,6 +75,8 @@ class Config:
     # bookkeeping
     save_every: int = arg(50, "checkpoint every N steps (and at the end)")
     keep_last: int = arg(2, "checkpoints kept")
+    save_dtype: str = arg("bfloat16", "dtype of the weights a checkpoint exports (model.safetensors), bfloat16 | "
+                          "float32; the float32 weights a resume needs are kept beside them either way")
     resume: str = arg("", "'' | auto (last complete checkpoint in OUT) | a checkpoint folder")
     overwrite: bool = arg(False, "delete an earlier run's checkpoints and logs in OUT instead of refusing to start")
     log_samples: int = arg(2, "completions per step written to samples.jsonl")
@@ -91,9 +93,9 @@ class Config:
 
 # what a resume may change: per-invocation flags (not compared), bookkeeping (reported); anything else refuses it
 PER_INVOCATION = ("resume", "overwrite", "stop_after")
-RESUMABLE_CHANGES = ("steps", "save_every", "keep_last", "log_samples", "out", "test_data", "grad_checkpointing",
-                     "eval_every", "dist_timeout_minutes", "toy_n", "toy_pretrain_steps", "toy_labelled",
-                     "toy_sft_steps", "toy_grpo_steps", "toy_seeds")
+RESUMABLE_CHANGES = ("steps", "save_every", "keep_last", "save_dtype", "log_samples", "out", "test_data",
+                     "grad_checkpointing", "eval_every", "dist_timeout_minutes", "toy_n", "toy_pretrain_steps",
+                     "toy_labelled", "toy_sft_steps", "toy_grpo_steps", "toy_seeds")
 
 
 def parse_config(argv=None):
@@ -114,4 +116,6 @@ def parse_config(argv=None):
     assert cfg.min_group_std == 0 or cfg.aggregate == "token", "--min-group-std needs --aggregate token"
     assert cfg.prompt_style in data.PROMPT_STYLES, f"--prompt-style {cfg.prompt_style!r}: one of {data.PROMPT_STYLES}"
     assert cfg.aggregate in grpo.AGGREGATES and cfg.schedule in ("constant", "cosine")
+    if cfg.save_dtype not in ("bfloat16", "float32"):
+        parser.error(f"--save-dtype {cfg.save_dtype!r}: expected bfloat16 or float32")
     return cfg

@@ -17,6 +17,7 @@ from datetime import timedelta
 
 import torch
 import torch.distributed as dist
+from safetensors.torch import load_file
 from torch.distributed.checkpoint.state_dict import StateDictOptions, set_model_state_dict
 from torch.distributed.fsdp import FSDPModule, MixedPrecisionPolicy, fully_shard
 from transformers import AutoConfig, GenerationConfig
@@ -28,6 +29,7 @@ import model as vlm
 # 33 GB of float32 weights while the others wait at a barrier, about 2 minutes at 300 MB/s and 10 at 60 MB/s on busy
 # shared storage; an hour leaves room for slower disks. A rank that really hangs is then found an hour late.
 TIMEOUT_MINUTES = 60.0
+MASTER_WEIGHTS = "master_weights.safetensors"  # a checkpoint's float32 weights (its model.safetensors may be bf16)
 
 
 def init(need_group=False, timeout_minutes=None):
@@ -101,10 +103,14 @@ def load_sharded(path, dtype, compute_dtype, mesh, device, grad_checkpointing=Fa
     on the CPU; every rank builds the same model on the meta device (no memory), shards it, allocates only its shard
     on device and receives its part of rank 0's weights (set_model_state_dict with broadcast_from_rank0). Host
     memory then holds one full copy per node instead of one per rank (8 x 33 GB in float32 at 7B).
-    Buffers outside the state dict (the rotary inv_freq tables, computed at construction) come from rank 0 too."""
+    Buffers outside the state dict (the rotary inv_freq tables, computed at construction) come from rank 0 too.
+    A checkpoint of ours also holds the float32 weights training had (MASTER_WEIGHTS): they are the ones read, so
+    that a resume (or a next stage started from it) goes on from them, not from their bf16 export."""
     full = vlm.load_model(path, dtype=dtype) if dist.get_rank() == 0 else None
+    if full is not None and os.path.isfile(os.path.join(path, MASTER_WEIGHTS)):
+        full.load_state_dict(load_file(os.path.join(path, MASTER_WEIGHTS)), strict=True)
     with torch.device("meta"):
-        module = vlm.load_model(AutoConfig.from_pretrained(path), dtype=dtype)
+        module = vlm.load_model(AutoConfig.from_pretrained(path, trust_remote_code=False), dtype=dtype)
     if os.path.isfile(os.path.join(path, "generation_config.json")):
         module.generation_config = GenerationConfig.from_pretrained(path)
     if grad_checkpointing:

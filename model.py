@@ -22,6 +22,7 @@ instead. We call the model's parts (vision tower, language model, LM head) ourse
 module so that FSDP2's root hooks fire (_root_call).
 """
 
+import json
 import os
 import types
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from transformers import (AutoConfig, AutoTokenizer, DynamicCache, Qwen2_5_VLCon
 from transformers.cache_utils import DynamicLayer
 
 import attention
+from video import DataError
 
 FAMILIES = {"qwen2_5_vl": (Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration),
             "qwen3_vl": (Qwen3VLConfig, Qwen3VLForConditionalGeneration)}
@@ -69,10 +71,13 @@ def tiny_config(family, tokenizer, hidden=64, layers=2, vision_init=0.02):
 
 def load_model(path_or_config, dtype=torch.float32):
     """The real HF class from a checkpoint folder (from_pretrained) or a config (random init), with our attention
-    functions (attention.py): shared-prefix on the language model, one varlen call per block on the vision tower."""
+    functions (attention.py): shared-prefix on the language model, one varlen call per block on the vision tower.
+    A folder is checked first (require_folder) and never runs code of its own (trust_remote_code=False)."""
     if isinstance(path_or_config, (str, os.PathLike)):
-        config = AutoConfig.from_pretrained(path_or_config)
-        model = FAMILIES[config.model_type][1].from_pretrained(path_or_config, dtype=dtype)
+        require_folder(path_or_config)
+        config = AutoConfig.from_pretrained(path_or_config, trust_remote_code=False)
+        model = FAMILIES[config.model_type][1].from_pretrained(path_or_config, dtype=dtype, trust_remote_code=False,
+                                                               use_safetensors=True)
     else:
         model = FAMILIES[path_or_config.model_type][1]._from_config(path_or_config, dtype=dtype)
     model.set_attn_implementation({"text_config": attention.ATTENTION,
@@ -80,18 +85,54 @@ def load_model(path_or_config, dtype=torch.float32):
     return model
 
 
-def require_folder(path):
-    """Refuse, before anything loads, a --model that is not a local checkpoint folder (a typo, a hub id): weights
-    are never downloaded at run time."""
-    if not os.path.isfile(os.path.join(path, "config.json")):
-        raise FileNotFoundError(f"--model {path!r} is not a checkpoint folder (no config.json): pass a local Hugging "
-                                "Face checkpoint folder (weights are never downloaded at run time)")
-
-
 def load_policy(path, device, dtype):
     """A checkpoint folder -> (model on device in eval mode, its tokenizer); the family is config.model_type."""
-    require_folder(path)
-    return load_model(path, dtype=dtype).to(device).eval(), AutoTokenizer.from_pretrained(path)
+    model = load_model(path, dtype=dtype).to(device).eval()
+    return model, AutoTokenizer.from_pretrained(path, trust_remote_code=False)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# what a --model folder must be before anything loads (safe to skip on a first read)
+
+class ModelFolderError(DataError):
+    """A --model folder vrl will not load; the message says what it is and what to pass instead."""
+
+
+TEXT_ONLY = ("qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "llama", "mistral", "gemma", "gemma2", "gemma3_text", "phi3")
+PICKLE_WEIGHTS = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
+
+
+def require_folder(path):
+    """Refuse, before anything loads and with one clear message, a --model that is not a local checkpoint folder
+    of a supported family: a typo or a hub id (weights are never downloaded at run time); a config with `auto_map`
+    or a model_type transformers does not know, which would ask to run Python files shipped in the folder (never
+    run: a checkpoint folder is a thing someone could plant); a text-only model; weights stored as pickles, which
+    torch can only read by running whatever code they name."""
+    config = os.path.join(path, "config.json")
+    if not os.path.isfile(config):
+        raise FileNotFoundError(f"--model {path!r} is not a checkpoint folder (no config.json): pass a local Hugging "
+                                "Face checkpoint folder (weights are never downloaded at run time)")
+    try:
+        with open(config, encoding="utf-8") as f:
+            fields = json.load(f)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise ModelFolderError(f"{config}: not valid JSON ({e})") from e
+    fields = fields if isinstance(fields, dict) else {}
+    kind, supported = fields.get("model_type"), "vrl loads Qwen2.5-VL (qwen2_5_vl) and Qwen3-VL (qwen3_vl) checkpoints"
+    if "auto_map" in fields:
+        raise ModelFolderError(f"refused to load {path}: its config.json's `auto_map` names Python code shipped in the "
+                               f"folder, and vrl never runs code from a checkpoint folder; {supported} with "
+                               "transformers' own classes.")
+    if kind in TEXT_ONLY:
+        raise ModelFolderError(f"{path} is a text-only model (model_type {kind!r}): vrl trains video models and "
+                               "needs a Qwen2.5-VL or Qwen3-VL checkpoint (e.g. Qwen2.5-VL-7B-Instruct).")
+    if kind not in FAMILIES:
+        raise ModelFolderError(f"refused to load {path}: model_type {kind!r} is not a supported family; {supported}.")
+    pickles = sorted(f for f in os.listdir(path) if f.endswith(PICKLE_WEIGHTS))
+    if pickles and not any(f.endswith(".safetensors") for f in os.listdir(path)):
+        raise ModelFolderError(f"{path} stores its weights as pickles ({', '.join(pickles)}), which can run code when "
+                               "read: refused. Convert them to safetensors (load the model once where you trust the "
+                               "file, then save_pretrained(folder), which writes model.safetensors).")
 
 
 def _root_call(model, fn):

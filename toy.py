@@ -216,7 +216,7 @@ def results_table(results: list, chance: dict) -> str:
 # docs/toy.md.
 TOY_MODEL = dict(hidden=128, layers=4, vision_init=0.1)
 TOY_VIDEO = dict(fps=2.0, min_frames=4, max_frames=16, video_tokens=16, frame_min_tokens=1)
-TOY_RUN = dict(freeze_vision=True, dtype="float32", resume="auto", **TOY_VIDEO)  # every toy stage's
+TOY_RUN = dict(freeze_vision=True, dtype="float32", save_dtype="float32", resume="auto", **TOY_VIDEO)  # every stage
 TOY_SFT = dict(mode="sft", batch_size=8, pack_prompts=8, lr=2e-3, warmup_steps=10, schedule="cosine",
                save_every=1000, **TOY_RUN)
 TOY_GRPO = dict(mode="grpo", batch_size=8, pack_prompts=8, group_size=8, lr=2e-4, beta=0.0, temperature=0.7,

@@ -301,7 +301,7 @@ def run(cfg, rank, world, device):
     dtype = getattr(torch, cfg.dtype)
     mesh = init_device_mesh(device.type, (world,))
 
-    tokenizer = AutoTokenizer.from_pretrained(resume or cfg.model)
+    tokenizer = AutoTokenizer.from_pretrained(resume or cfg.model, trust_remote_code=False)
     # float32 master weights, read once per node (rank 0) and sent to each rank's shard
     policy = distributed.load_sharded(resume or cfg.model, torch.float32, dtype, mesh, device, cfg.grad_checkpointing)
     policy.model.visual.requires_grad_(not cfg.freeze_vision)
@@ -340,7 +340,7 @@ def run(cfg, rank, world, device):
             run_folder.log_step(cfg.out, step + 1, stats, samples)
             bar.set_postfix({k: f"{stats[k]:.3f}" for k in ("reward", "kl", "loss") if k in stats})
         if (step + 1) % cfg.save_every == 0 or step + 1 == cfg.steps:
-            last_checkpoint = checkpoint.save(cfg.out, step + 1, policy, optimizer, scheduler, tokenizer, saved,
+            last_checkpoint = checkpoint.save(cfg.out, step + 1, policy, optimizer, scheduler, saved,
                                               cfg.keep_last, rank)
             if master:
                 run_folder.plot_curves(cfg.out)

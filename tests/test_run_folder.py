@@ -370,6 +370,28 @@ def test_a_full_disk_during_save_says_so_and_leaves_no_temporary_folder(killed_t
     assert checkpoint.read_state(out / "checkpoint-4")["step"] == 4
 
 
+@pytest.mark.parametrize("where", ["checkpoint.save_file", "dcp.FileSystemWriter.write_data"])
+def test_ctrl_c_during_save_says_the_write_was_interrupted_and_the_checkpoints_before_it_are_intact(
+        killed_then_resumed, init, toy_dir, tmp_path, where):
+    """Ctrl-C (KeyboardInterrupt) while checkpoint-5 is written, in rank 0's weights or in the optimizer shards (DCP
+    wraps it in its own exception): one message saying the write was interrupted, not "Is the disk full?"; no
+    .tmp-checkpoint-5; the checkpoints before it intact."""
+    out = tmp_path / "run"
+    shutil.copytree(killed_then_resumed[0], out)
+    ctrl_c = ("import sys, checkpoint, train\n"
+              "import torch.distributed.checkpoint as dcp\n"
+              "def ctrl_c(*a, **k): raise KeyboardInterrupt\n"
+              f"{where} = ctrl_c\n"
+              "train.main(sys.argv[1:])\n")
+    proc = train(train_args(init, toy_dir / "train.jsonl", out, "--steps", "5", "--save-every", "3",
+                            "--resume", "auto"), script=ctrl_c, ok=False)
+    assert f"the write of {out / 'checkpoint-5'} was interrupted (Ctrl-C) and discarded; the checkpoints before " \
+           f"it in {out} are intact (checkpoint-3, checkpoint-4)" in proc.stderr
+    assert "disk full" not in proc.stderr and "Traceback" not in proc.stderr
+    assert sorted(p for p in os.listdir(out) if "checkpoint" in p) == ["checkpoint-3", "checkpoint-4",
+                                                                       "checkpoint-best"]
+
+
 def test_bad_inputs_and_used_folders_fail_with_one_message_before_any_model_loads(killed_then_resumed, init, toy_dir,
                                                                                  tmp_path):
     """Each case ends train.main with its one message (SystemExit, no traceback) before any model loads (load_model

@@ -114,9 +114,9 @@ def test_kill_and_resume_equals_uninterrupted_run(toy, warm, tmp_path):
     assert [m["step"] for m in b] == [1, 2, 3, 4]
     assert [m["loss"] for m in a] == [m["loss"] for m in b]
     assert [m["reward"] for m in a] == [m["reward"] for m in b]
-    wa = load_file(straight / "checkpoint-4" / "model.safetensors")
-    wb = load_file(resumed / "checkpoint-4" / "model.safetensors")
-    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    for weights in ("model.safetensors", "master_weights.safetensors"):  # the bf16 export, the float32 weights
+        wa, wb = load_file(straight / "checkpoint-4" / weights), load_file(resumed / "checkpoint-4" / weights)
+        assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
     assert sorted(os.listdir(resumed)).count("checkpoint-2") == 1
 
 
@@ -131,9 +131,9 @@ def test_two_process_kill_and_resume_equals_uninterrupted_run(toy, warm, tmp_pat
     assert sorted(os.listdir(resumed / "checkpoint-2" / "optimizer")) == [".metadata", "__0_0.distcp", "__1_0.distcp"]
     run([*torchrun, *grpo_args(toy, resumed, "--steps", "4", "--save_every", "2", "--resume", "auto")], cwd=ROOT)
     assert [m["loss"] for m in metrics(straight)] == [m["loss"] for m in metrics(resumed)]
-    wa = load_file(straight / "checkpoint-4" / "model.safetensors")
-    wb = load_file(resumed / "checkpoint-4" / "model.safetensors")
-    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    for weights in ("model.safetensors", "master_weights.safetensors"):
+        wa, wb = load_file(straight / "checkpoint-4" / weights), load_file(resumed / "checkpoint-4" / weights)
+        assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
 LOAD_ONCE = """
@@ -171,17 +171,19 @@ def test_weights_are_read_once_per_node_and_each_rank_gets_its_shard(toy):
 
 def test_bf16_compute_keeps_float32_weights_so_small_updates_land(toy, tmp_path):
     """--dtype bfloat16 computes in bf16 but keeps float32 weights: an lr of 1e-5 moves every weight of a layer
-    (in bf16 storage most such updates round away) and the checkpoint holds the float32 weights, under the names
-    Hugging Face's own save_pretrained writes."""
+    (in bf16 storage most such updates round away) and the checkpoint holds the float32 weights (those a resume
+    goes on from) beside their bf16 export, both under the names Hugging Face's own save_pretrained writes."""
     out = tmp_path / "bf16"
     run([sys.executable, "train.py", "--model", str(toy / "init"), "--data", str(toy / "data" / "train.jsonl"),
          "--out", str(out), "--mode", "sft", "--steps", "2", "--batch_size", "3", "--pack_prompts", "3",
          "--max_frames", "4", "--dtype", "bfloat16", "--lr", "1e-5", "--save_every", "2"], cwd=ROOT)
-    start = load_file(toy / "init" / "model.safetensors")
-    end = load_file(out / "checkpoint-2" / "model.safetensors")
-    assert set(end) == set(start)  # the same names as save_pretrained of a from_pretrained model (released layout)
-    name = "visual.patch_embed.proj.weight"
-    assert end[name].dtype == torch.float32
+    export = load_file(out / "checkpoint-2" / "model.safetensors")
+    # the same names as save_pretrained of a from_pretrained model (released layout)
+    assert set(export) == set(load_file(toy / "init" / "model.safetensors"))
+    start = vlm.load_model(str(toy / "init")).state_dict()  # under the model's own names, as the float32 weights
+    end = load_file(out / "checkpoint-2" / "master_weights.safetensors")
+    name = "model.visual.patch_embed.proj.weight"
+    assert end[name].dtype == torch.float32 and export["visual.patch_embed.proj.weight"].dtype == torch.bfloat16
     assert (end[name] != start[name]).float().mean() > 0.9
 
 
@@ -192,8 +194,9 @@ def test_freeze_vision_keeps_the_vision_tower_as_loaded(toy, tmp_path):
          "--out", str(out), "--mode", "sft", "--steps", "1", "--batch_size", "2", "--pack_prompts", "2",
          "--max_frames", "4", "--dtype", "float32", "--lr", "1e-3", "--save_every", "1", "--freeze-vision", "true"],
         cwd=ROOT)
-    start, end = load_file(toy / "init" / "model.safetensors"), load_file(out / "checkpoint-1" / "model.safetensors")
-    vision = [name for name in start if name.startswith("visual.")]
+    start = vlm.load_model(str(toy / "init")).state_dict()  # under the model's own names, as the float32 weights
+    end = load_file(out / "checkpoint-1" / "master_weights.safetensors")
+    vision = [name for name in start if name.startswith("model.visual.")]
     assert vision and all(torch.equal(start[name], end[name]) for name in vision)
     assert not torch.equal(start["lm_head.weight"], end["lm_head.weight"])
 
