@@ -4,7 +4,7 @@
       --video.patchify--> pixel_values [N_patch, C*t*P*P] + grid_thw (T/t, H/P, W/P)
       --build_prompt--> prompt ids with one <|video_pad|> per merged patch       ==> Sample
 
-Two model families share these functions; only the constants in FAMILIES and the way the prompt marks time differ
+Two model families share these functions; only the constants in video.FAMILIES and the way the prompt marks time differ
 (Qwen2.5-VL: one video block, time through mRoPE and `second_per_grid`; Qwen3-VL: a textual `<t seconds>` before
 each temporal block). Video decoding and patches are in video.py, the synthetic toy world in toy.py, the converters
 from public formats in convert.py.

@@ -37,8 +37,9 @@ from transformers.cache_utils import DynamicLayer
 import attention
 from video import DataError
 
-FAMILIES = {"qwen2_5_vl": (Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration),
-            "qwen3_vl": (Qwen3VLConfig, Qwen3VLForConditionalGeneration)}
+# each family's HF config and model class (its vision constants: video.FAMILIES, the one family table)
+CLASSES = {"qwen2_5_vl": (Qwen2_5_VLConfig, Qwen2_5_VLForConditionalGeneration),
+           "qwen3_vl": (Qwen3VLConfig, Qwen3VLForConditionalGeneration)}
 LOGIT_CHUNK = 1024  # completion tokens per LM-head chunk: [1024, 152k] float32 logits is 0.6 GB
 
 
@@ -63,7 +64,7 @@ def tiny_config(family, tokenizer, hidden=64, layers=2, vision_init=0.02):
         text.update(head_dim=16, rope_parameters=dict(rope_type="default", rope_theta=5e6, mrope_section=[4, 2, 2],
                                                       mrope_interleaved=True))
         vision.update(patch_size=16, num_position_embeddings=64, deepstack_visual_indexes=[0, 1])
-    return FAMILIES[family][0](
+    return CLASSES[family][0](
         text_config=text, vision_config=vision, tie_word_embeddings=False,
         video_token_id=tid("<|video_pad|>"), image_token_id=tid("<|image_pad|>"),
         vision_start_token_id=tid("<|vision_start|>"), vision_end_token_id=tid("<|vision_end|>"))
@@ -76,10 +77,10 @@ def load_model(path_or_config, dtype=torch.float32):
     if isinstance(path_or_config, (str, os.PathLike)):
         require_folder(path_or_config)
         config = AutoConfig.from_pretrained(path_or_config, trust_remote_code=False)
-        model = FAMILIES[config.model_type][1].from_pretrained(path_or_config, dtype=dtype, trust_remote_code=False,
+        model = CLASSES[config.model_type][1].from_pretrained(path_or_config, dtype=dtype, trust_remote_code=False,
                                                                use_safetensors=True)
     else:
-        model = FAMILIES[path_or_config.model_type][1]._from_config(path_or_config, dtype=dtype)
+        model = CLASSES[path_or_config.model_type][1]._from_config(path_or_config, dtype=dtype)
     model.set_attn_implementation({"text_config": attention.ATTENTION,
                                   "vision_config": attention.VISION_ATTENTION})
     return model
@@ -126,7 +127,7 @@ def require_folder(path):
     if kind in TEXT_ONLY:
         raise ModelFolderError(f"{path} is a text-only model (model_type {kind!r}): vrl trains video models and "
                                "needs a Qwen2.5-VL or Qwen3-VL checkpoint (e.g. Qwen2.5-VL-7B-Instruct).")
-    if kind not in FAMILIES:
+    if kind not in CLASSES:
         raise ModelFolderError(f"refused to load {path}: model_type {kind!r} is not a supported family; {supported}.")
     pickles = sorted(f for f in os.listdir(path) if f.endswith(PICKLE_WEIGHTS))
     if pickles and not any(f.endswith(".safetensors") for f in os.listdir(path)):

@@ -118,4 +118,4 @@ def test_two_gpus_train_grpo_steps(toy_dir, toy_tok, tmp_path):
     assert [r["step"] for r in rows] == [1, 2]
     assert all(math.isfinite(r["loss"]) and math.isfinite(r["grad_norm"]) for r in rows)
     assert abs(rows[0]["kl"]) < 1e-3
-    assert type(vlm.load_model(str(out / "checkpoint-2"))) is vlm.FAMILIES["qwen2_5_vl"][1]
+    assert type(vlm.load_model(str(out / "checkpoint-2"))) is vlm.CLASSES["qwen2_5_vl"][1]

@@ -322,19 +322,19 @@ def test_smart_resize_equals_transformers(h, w, factor):
 
 
 def oracle(family, min_pixels, max_pixels):
-    fam = data.FAMILIES[family]
+    fam = video.FAMILIES[family]
     return Qwen2VLImageProcessorPil(
         patch_size=fam["patch_size"], temporal_patch_size=2, merge_size=fam["merge_size"], image_mean=fam["mean"],
         image_std=fam["std"], min_pixels=min_pixels, max_pixels=max_pixels,
     )
 
 
-@pytest.mark.parametrize("family", list(data.FAMILIES))
+@pytest.mark.parametrize("family", list(video.FAMILIES))
 @pytest.mark.parametrize("squares", [(2, 2), (3, 5), (9, 15)])  # frame sides in f = patch * merge pixels
 def test_patchify_equals_qwen2vl_image_processor_on_frame_pairs(family, squares):
     """The patch layout, exactly. The frames are already a size both sides keep (multiples of f, within budget),
     so neither resizes: the processor resizes with PIL, we as qwen-vl-utils does (see the next test)."""
-    f = data.FAMILIES[family]["patch_size"] * data.FAMILIES[family]["merge_size"]
+    f = video.FAMILIES[family]["patch_size"] * video.FAMILIES[family]["merge_size"]
     h, w = squares[0] * f, squares[1] * f
     frames = np.random.default_rng(0).integers(0, 256, (3, h, w, 3), dtype=np.uint8).repeat(2, axis=0)  # pairs
     pixel_values, grid = video.patchify(frames, family, VideoConfig())
@@ -347,7 +347,7 @@ def test_patchify_equals_qwen2vl_image_processor_on_frame_pairs(family, squares)
         np.testing.assert_allclose(pixel_values[b * n : (b + 1) * n].numpy(), ref["pixel_values"], atol=1e-5)
 
 
-@pytest.mark.parametrize("family", list(data.FAMILIES))
+@pytest.mark.parametrize("family", list(video.FAMILIES))
 @pytest.mark.parametrize("h, w", [(20, 30), (50, 77), (300, 500)])  # upscaled to the floor, rounded, capped
 def test_patchify_resizes_like_the_image_processor_within_a_level_of_pil(family, h, w):
     """With resizing: the same grid as the processor given the same pixel limits, and values within one level of
@@ -359,13 +359,13 @@ def test_patchify_resizes_like_the_image_processor_within_a_level_of_pil(family,
     pixel_values, grid = video.patchify(np.stack([frame, frame]), family, cfg)
     ref = oracle(family, *video.frame_pixels(2, family, cfg))(images=Image.fromarray(frame), return_tensors="np")
     assert grid.tolist() == ref["image_grid_thw"][0].tolist()
-    level = 1 / 255 / min(data.FAMILIES[family]["std"])  # one uint8 level after normalising
+    level = 1 / 255 / min(video.FAMILIES[family]["std"])  # one uint8 level after normalising
     np.testing.assert_allclose(pixel_values.numpy(), ref["pixel_values"], atol=level + 1e-5)
 
 
-@pytest.mark.parametrize("family", list(data.FAMILIES))
+@pytest.mark.parametrize("family", list(video.FAMILIES))
 def test_patchify_puts_the_two_frames_of_a_block_on_the_temporal_axis(family):
-    fam = data.FAMILIES[family]
+    fam = video.FAMILIES[family]
     P, f = fam["patch_size"], fam["patch_size"] * fam["merge_size"]
     f0, f1 = np.random.default_rng(1).integers(0, 256, (2, 2 * f, 3 * f, 3), dtype=np.uint8)  # no resize
     pixel_values, _ = video.patchify(np.stack([f0, f1]), family, VideoConfig())
@@ -447,12 +447,12 @@ def test_target_text_per_task():
     assert data.target_text(dict(GQA, segment=[[0.5, 1.0], [2.0, 3.0]])).endswith("B, 0.5 to 1.0</answer>")  # 1st
 
 
-@pytest.mark.parametrize("family", list(data.FAMILIES))
+@pytest.mark.parametrize("family", list(video.FAMILIES))
 def test_prepare_sample_on_a_toy_clip(family, toy_dir, toy_tok):
     row = toy_rows(toy_dir)[1]
     s = data.prepare_sample(row, toy_tok, family, VideoConfig())
     n, T = int(4 * row["duration"]), int(2 * row["duration"])  # 4 fps clip, 2 fps frames, first to last
-    P = data.FAMILIES[family]["patch_size"]  # 64x64 -> 56x56 (qwen2.5) or 64x64 (qwen3): 4x4 patches
+    P = video.FAMILIES[family]["patch_size"]  # 64x64 -> 56x56 (qwen2.5) or 64x64 (qwen3): 4x4 patches
     assert s.grid_thw.tolist() == [[T // 2, 4, 4]] and s.pixel_values.shape == (T // 2 * 16, 3 * 2 * P * P)
     times = [round(k * (n - 1) / (T - 1)) / 4 for k in range(T)]
     assert s.second_per_grid == 1.0 and s.prompt_ids.dtype == torch.long and s.id == row["id"]

@@ -11,6 +11,7 @@ import torch
 import attention
 import data
 import model as vlm
+import video
 from test_attention import sdpa_varlen
 
 FAMS = ["qwen2_5_vl", "qwen3_vl"]
@@ -21,7 +22,7 @@ FAMS = ["qwen2_5_vl", "qwen3_vl"]
 def make_sample(tok, family, grid=(2, 4, 4), question="Where is the red circle?", spg=1.0, seed=0):
     """A data.Sample with random pixels: grid (t, h, w) in patches, the prompt in the family's own video format."""
     t, h, w = grid
-    p = data.FAMILIES[family]["patch_size"]
+    p = video.FAMILIES[family]["patch_size"]
     times = [spg * (i + 0.5) for i in range(t)]
     text = (f"<|im_start|>user\n{data.video_text(family, torch.tensor(grid), times)}{question}<|im_end|>\n"
             "<|im_start|>assistant\n")
@@ -82,7 +83,7 @@ def free_port():
 def test_tiny_config_is_the_real_class_with_the_tokenizers_ids(toy_tok, family):
     cfg = vlm.tiny_config(family, toy_tok)
     model = vlm.load_model(cfg)
-    assert type(model) is vlm.FAMILIES[family][1] and model.config.model_type == family
+    assert type(model) is vlm.CLASSES[family][1] and model.config.model_type == family
     assert cfg.text_config.vocab_size == len(toy_tok)
     tid = toy_tok.convert_tokens_to_ids
     assert (cfg.video_token_id, cfg.image_token_id) == (tid("<|video_pad|>"), tid("<|image_pad|>"))
@@ -236,7 +237,7 @@ def two_videos(family):
     windows of 64, 32 and 16 patches; its full-attention block, and Qwen3-VL's every block, one segment per frame
     pair (2 + 2 = 4)."""
     grid = torch.tensor([[2, 12, 8], [4, 4, 4]])
-    patch = data.FAMILIES[family]["patch_size"]
+    patch = video.FAMILIES[family]["patch_size"]
     g = torch.Generator().manual_seed(3)
     return torch.randn(int(grid.prod(1).sum()), 3 * 2 * patch * patch, generator=g), grid
 

@@ -30,7 +30,7 @@ def sample(duration, video_fps, height, width, family="qwen2_5_vl", cfg=RELEASE)
     second_per_grid)."""
     n = round(duration * video_fps)
     idx = video.frame_indices(n, video_fps, cfg)
-    fam = data.FAMILIES[family]
+    fam = video.FAMILIES[family]
     f = fam["patch_size"] * fam["merge_size"]
     h, w = video.smart_resize(height, width, f, *video.frame_pixels(len(idx), family, cfg))
     return idx, (h, w), len(idx) // 2 * (h // f) * (w // f), 2 / video.sampled_fps(len(idx), n, video_fps)
@@ -136,7 +136,7 @@ GRID = json.loads((Path(__file__).parent / "qwen_vl_utils_0.0.14_grid.json").rea
 
 
 @pytest.mark.parametrize("setting", ["defaults", "release"])
-@pytest.mark.parametrize("family", list(data.FAMILIES))
+@pytest.mark.parametrize("family", list(video.FAMILIES))
 def test_a_grid_of_videos_equals_qwen_vl_utils(family, setting):
     """The fixture holds what qwen-vl-utils 0.0.14 itself computes (the PyPI wheel's fetch_video on its decord path,
     with torchvision stubbed and a reader that only reports frame count and fps) for 13 durations of 1-600 s x
