@@ -201,3 +201,8 @@ def load_state(path, policy, optimizer, scheduler, rank):
     scheduler.load_state_dict(state["scheduler"])
     set_rng_state(state["rng"][min(rank, len(state["rng"]) - 1)])  # more ranks than saved: the last rank's
     return state["step"]
+
+
+if __name__ == "__main__":
+    raise SystemExit("checkpoint.py is a library module, not a command: see train.py / eval.py / select_data.py / "
+                     "convert.py / toy.py")

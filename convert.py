@@ -19,6 +19,7 @@ import re
 import sys
 from pathlib import Path
 
+import config
 from data import letters
 
 def grounding_question(caption: str) -> str:
@@ -137,11 +138,12 @@ FORMATS = ("temporal_r1", "lmms_charades", "charades_sta", "nextgqa", "video_r1"
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="convert a public dataset file to our JSONL schema")
-    parser.add_argument("--from", dest="fmt", required=True, choices=FORMATS)
-    parser.add_argument("inp")
-    parser.add_argument("out")
-    parser.add_argument("--video-dir", "--video_dir", help="prepended to every video path")
+    parser = argparse.ArgumentParser(description="convert a public dataset file to our JSONL schema",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--from", dest="fmt", **config.REQUIRED, choices=FORMATS, help="the format of INP")
+    parser.add_argument("inp", help="the public file")
+    parser.add_argument("out", help="the JSONL written")
+    parser.add_argument("--video-dir", "--video_dir", help="prepended to every video path; None = the paths as given")
     parser.add_argument("--ext", default=".mp4", help="video file extension (charades_sta, nextgqa)")
     parser.add_argument("--grounding", help="nextgqa: the grounding json (gsub_*.json)")
     parser.add_argument("--video-map", "--video_map", help="nextgqa: map_vid_vidorID.json")

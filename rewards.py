@@ -286,3 +286,8 @@ def score(completion, sample, w_accuracy=0.5, w_format=0.5, dual=True):
     fmt = format_reward(completion)
     return Reward(total=w_accuracy * accuracy + w_format * fmt, format=fmt, accuracy=accuracy, iou=iou, iop=iop,
                   option=option, segment=segment, right=right, parsed=parsed)
+
+
+if __name__ == "__main__":
+    raise SystemExit("rewards.py is a library module, not a command: see train.py / eval.py / select_data.py / "
+                     "convert.py / toy.py")
