@@ -38,6 +38,7 @@ positive = checked(float, lambda v: v > 0, "must be a number > 0")
 non_negative = checked(float, lambda v: v >= 0, "must be a number >= 0")
 probability = checked(float, lambda v: 0 < v <= 1, "must be a number in (0, 1]")
 below_one = checked(float, lambda v: 0 <= v < 1, "must be a number in [0, 1)")
+toy_clips = checked(int, lambda v: v >= 4, "must be an integer >= 4 (the last quarter of the clips is the test split)")
 
 TRUE, FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
 
@@ -72,7 +73,6 @@ AGGREGATES = ("token", "sequence", "dr_grpo")  # grpo.policy_loss's ways to aver
 DTYPES = ("bfloat16", "float32")
 # video defaults and help shared with eval.py and select_data.py (inside Config, `data` is a field)
 VIDEO, VIDEO_HELP, MAX_TEXT_CHARS = video.VideoConfig(), video.VIDEO_FLAGS, data.MAX_TEXT_CHARS
-toy_clips = checked(int, lambda v: v >= 4, "must be an integer >= 4 (the last quarter of the clips is the test split)")
 
 
 @dataclass
@@ -103,7 +103,7 @@ class Config:
                       choices=("dual", "answer"))
     kl_clamp: float = arg(10.0, "cap on each token's k3 KL term, as verl's low_var_kl; 0 = no cap", non_negative)
     updates_per_batch: int = arg(1, "policy updates per rollout batch (old log-probs kept when > 1)", positive_int)
-    temperature: float = arg(1.0, "rollout sampling temperature", positive)
+    temperature: float = arg(1.0, "rollout sampling temperature; log-probs are taken at it too, so > 0", positive)
     top_p: float = arg(1.0, "rollout nucleus sampling", probability)
     max_new_tokens: int = arg(256, "completion length limit (cut completions are flagged 'truncated')", positive_int)
     # video (data.VideoConfig: qwen-vl-utils' frame rule at the Temporal-R1 release's budget)
@@ -177,8 +177,8 @@ def parse_config(argv=None):
     cfg = Config(**vars(parser.parse_args(argv)))
     ignored = [f"--{name.replace('_', '-')}" for name in TOY_IGNORES if getattr(cfg, name) != FIELDS[name].default]
     if not cfg.model and ignored:
-        parser.error(f"{' and '.join(ignored)} need --model: without it train.py runs the toy default, which builds"
-                     " its own model and data")
+        parser.error(f"{' and '.join(ignored)} need{'s' * (len(ignored) == 1)} --model: without it train.py runs the"
+                     " toy default, which builds its own model and data")
     if cfg.batch_size % cfg.pack_prompts:
         parser.error(f"--batch-size {cfg.batch_size} must be a multiple of --pack-prompts {cfg.pack_prompts}")
     return cfg
