@@ -146,3 +146,8 @@ def vision_attention(module, query, key, value, attention_mask=None, scaling=Non
 AttentionInterface.register(ATTENTION, shared_prefix_attention)
 AttentionMaskInterface.register(ATTENTION, _shared_prefix_mask)
 AttentionInterface.register(VISION_ATTENTION, vision_attention)
+
+
+if __name__ == "__main__":
+    raise SystemExit("attention.py is a library module, not a command: see train.py / eval.py / select_data.py / "
+                     "convert.py / toy.py")

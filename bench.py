@@ -39,6 +39,7 @@ from transformers.utils import logging as hf_logging
 
 import attention
 import data
+from config import DTYPES, add_switch, positive_int
 import model as vlm
 import toy
 
@@ -302,19 +303,25 @@ def print_tables(rows, Cs, Gs):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    ap.add_argument("--dtype", default=None, help="float32 | bfloat16 (default: bfloat16 on CUDA, float32 on CPU)")
-    ap.add_argument("--shape", default=None, choices=SHAPES, help="default: 7b on CUDA, tiny-wide on CPU")
-    ap.add_argument("--layers", type=int, default=None, help="decoder layers (default 4 on CUDA, 2 on CPU)")
-    ap.add_argument("--vision-layers", type=int, default=None, help="vision blocks (default: --layers)")
-    ap.add_argument("--P", type=int, nargs="+", default=None, help="prompt tokens, video + text")
-    ap.add_argument("--C", type=int, nargs="+", default=None, help="completion tokens")
-    ap.add_argument("--G", type=int, nargs="+", default=None, help="completions per prompt")
-    ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--threads", type=int, default=None, help="CPU threads (default: torch's)")
-    ap.add_argument("--skip-rollout", action="store_true")
-    ap.add_argument("--out", default=None, help="write the rows as JSON here")
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="torch device")
+    ap.add_argument("--dtype", default=None, choices=DTYPES, help="None = bfloat16 on CUDA, float32 on CPU")
+    ap.add_argument("--shape", default=None, choices=SHAPES, help="None = 7b on CUDA, tiny-wide on CPU")
+    ap.add_argument("--layers", type=positive_int, default=None,
+                    help="decoder layers; None = 4 on CUDA, 2 on CPU")
+    ap.add_argument("--vision-layers", "--vision_layers", type=positive_int, default=None,
+                    help="vision blocks; None = --layers")
+    ap.add_argument("--P", type=positive_int, nargs="+", default=None,
+                    help="prompt tokens, video + text; None = 1024 4096 8192 on CUDA, 256 512 1024 on CPU")
+    ap.add_argument("--C", type=positive_int, nargs="+", default=None,
+                    help="completion tokens; None = 256 512 on CUDA, 32 64 on CPU")
+    ap.add_argument("--G", type=positive_int, nargs="+", default=None,
+                    help="completions per prompt; None = 4 8 16 on CUDA, 4 8 on CPU")
+    ap.add_argument("--repeats", type=positive_int, default=3, help="timed runs of each; the median is shown")
+    ap.add_argument("--threads", type=positive_int, default=None, help="CPU threads; None = torch's")
+    add_switch(ap, "--skip-rollout", "--skip_rollout", help="time training only, not rollouts")
+    ap.add_argument("--out", default=None, help="write the rows as JSON here; None = print only")
     a = ap.parse_args(argv)
     device = torch.device(a.device)
     cuda = device.type == "cuda"

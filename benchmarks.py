@@ -29,7 +29,6 @@ Prompts: the benchmark's own layout of the question and options (and Video-MME's
 """
 
 import json
-import os
 import re
 import string
 from dataclasses import dataclass

@@ -352,3 +352,8 @@ def distinct(state):
         out[name] = tensor.clone() if key in seen else tensor.contiguous()
         seen.add(key)
     return out
+
+
+if __name__ == "__main__":
+    raise SystemExit("checkpoint.py is a library module, not a command: see train.py / eval.py / select_data.py / "
+                     "convert.py / toy.py")

@@ -21,6 +21,7 @@ import sys
 from pathlib import Path
 
 import benchmarks
+import config
 from data import GROUNDING_QUESTION, DataError, letters, refuse_overwriting_inputs
 
 def grounding_question(caption: str) -> str:
@@ -169,11 +170,11 @@ def main(argv=None):
     benchmark_help = "; ".join(f"{name}: {b.about}" for name, b in benchmarks.BENCHMARKS.items())
     parser = argparse.ArgumentParser(description="convert a public dataset file to our JSONL schema",
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--from", dest="fmt", required=True, choices=FORMATS,
-                        help=f"the input's format; the paper's evaluation benchmarks are {benchmark_help}")
-    parser.add_argument("inp")
-    parser.add_argument("out")
-    parser.add_argument("--video-dir", "--video_dir", help="prepended to every video path")
+    parser.add_argument("--from", dest="fmt", **config.REQUIRED, choices=FORMATS,
+                        help=f"the format of INP; the paper's evaluation benchmarks are {benchmark_help}")
+    parser.add_argument("inp", help="the public file")
+    parser.add_argument("out", help="the JSONL written")
+    parser.add_argument("--video-dir", "--video_dir", help="prepended to every video path; None = the paths as given")
     parser.add_argument("--ext", default=".mp4", help="video file extension (charades_sta, nextgqa)")
     parser.add_argument("--grounding", help="nextgqa: the grounding json (gsub_*.json)")
     parser.add_argument("--video-map", "--video_map", help="nextgqa: map_vid_vidorID.json")

@@ -21,7 +21,7 @@ import torch
 
 import benchmarks
 from rewards import ANSWER_FORMATS, TASKS, gt_spans
-from video import FAMILIES, DataError, VideoConfig, add_video_flags, patchify, probe_video, read_video, video_error
+from video import FAMILIES, DataError, VideoConfig, patchify, probe_video, read_video, video_error
 
 SYSTEM = "You are a helpful assistant."  # Qwen2.5-VL's template writes it when a conversation has no system turn
 ASKED = {  # what each task's answer holds; the example after "as" is rewards.ANSWER_FORMATS filled in
@@ -190,17 +190,6 @@ def failed_rows(problems: list[Problem]) -> list[dict]:
         row = rows.setdefault((p.path, p.line, name), {"id": name, "task": task, "reason": []})
         row["reason"].append(f"field={p.field}: {p.message}")
     return [{**r, "reason": "; ".join(r["reason"])} for r in rows.values()]
-
-
-def add_input_flags(parser):
-    """The video flags (video.add_video_flags), --max-text-chars and --max-prompt-tokens, for select_data.py and
-    eval.py (train.py has them as Config fields, with the same defaults)."""
-    add_video_flags(parser)
-    parser.add_argument("--max-text-chars", "--max_text_chars", type=int, default=MAX_TEXT_CHARS,
-                        help="a row with a longer text field is refused at load")
-    parser.add_argument("--max-prompt-tokens", "--max_prompt_tokens", type=int,
-                        default=VideoConfig.max_prompt_tokens,
-                        help="a sample with a longer prompt (video tokens included) is refused, never truncated")
 
 
 def _number(x) -> bool:
@@ -476,3 +465,8 @@ def _ends_thinking(template: str, tokenizer) -> bool:
     text = tokenizer.apply_chat_template([{"role": "user", "content": "?"}], chat_template=template, tokenize=False,
                                          add_generation_prompt=True)
     return text.endswith(THINK_OPEN)
+
+
+if __name__ == "__main__":
+    raise SystemExit("data.py is a library module, not a command (`python data.py toy|convert` are now toy.py and"
+                     " convert.py): see train.py / eval.py / select_data.py / convert.py / toy.py")

@@ -24,18 +24,13 @@ from transformers import AutoConfig, GenerationConfig
 
 import model as vlm
 
-# How long a collective waits for the slowest rank, the default of every entry point's --dist-timeout-minutes. NCCL's
-# own 10 minutes can be shorter than a 7B checkpoint: every rank writes its share of AdamW's state, then rank 0 the
-# 33 GB of float32 weights while the others wait at a barrier, about 2 minutes at 300 MB/s and 10 at 60 MB/s on busy
-# shared storage; an hour leaves room for slower disks. A rank that really hangs is then found an hour late.
-TIMEOUT_MINUTES = 60.0
 MASTER_WEIGHTS = "master_weights.safetensors"  # a checkpoint's float32 weights (its model.safetensors may be bf16)
 
 
 def init(need_group=False, timeout_minutes=None):
     """-> (rank, world, device). need_group: make a one-process group under plain python too. timeout_minutes: how
-    long a collective may wait for the slowest rank (the entry points pass TIMEOUT_MINUTES unless told; None keeps
-    torch's default, 10 minutes with NCCL)."""
+    long a collective may wait for the slowest rank (the entry points pass --dist-timeout-minutes, config.py's
+    TIMEOUT_MINUTES unless told; None keeps torch's default, 10 minutes with NCCL)."""
     cuda = torch.cuda.is_available()
     backend = "nccl" if cuda else "gloo"
     timeout = None if timeout_minutes is None else timedelta(minutes=timeout_minutes)
@@ -152,12 +147,6 @@ def reshard(module):
         module.reshard()
 
 
-def add_timeout_flag(parser):
-    """--dist-timeout-minutes for select_data.py and eval.py (train.py has it as a Config field)."""
-    parser.add_argument("--dist-timeout-minutes", "--dist_timeout_minutes", type=float, default=TIMEOUT_MINUTES,
-                        help="minutes a rank waits at a collective for the others (ranks finish unevenly)")
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # independent runs side by side (the toy default's seeds)
 
@@ -186,3 +175,8 @@ def side_by_side(fn, runs, out):
         futures = [pool.submit(in_own_process, os.getpid(), os.path.join(out, name, "log.txt"), fn, *args)
                    for name, args in runs]
         return [f.result() for f in futures]
+
+
+if __name__ == "__main__":
+    raise SystemExit("distributed.py is a library module, not a command: see train.py / eval.py / select_data.py / "
+                     "convert.py / toy.py")

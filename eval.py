@@ -41,6 +41,7 @@ from pathlib import Path
 import torch
 
 import benchmarks
+import config
 import data
 import distributed
 import metrics
@@ -49,19 +50,19 @@ import video
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model", required=True, help="checkpoint folder (weights + tokenizer)")
-    p.add_argument("--data", required=True, help="test JSONL (our schema)")
-    p.add_argument("--out", default=None, help="metrics JSON (default: MODEL/eval_<data stem>_<hash>.json)")
-    p.add_argument("--batch-size", "--batch_size", type=int, default=4, help="prompts per sampler call")
-    p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
-    p.add_argument("--max-new-tokens", "--max_new_tokens", type=int, default=512)
-    p.add_argument("--seed", type=int, default=0, help="used when --temperature > 0")
-    p.add_argument("--prompt-style", "--prompt_style", choices=data.PROMPT_STYLES, default="vrl",
-                   help="the prompts and answer format the model was trained with (docs/prompt_styles.md)")
-    data.add_input_flags(p)
-    p.add_argument("--dtype", default=None, help="bfloat16 on GPU, float32 on CPU unless given")
-    distributed.add_timeout_flag(p)
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model", **config.REQUIRED, help="checkpoint folder (weights + tokenizer)")
+    p.add_argument("--data", **config.REQUIRED, help="test JSONL (our schema)")
+    p.add_argument("--out", default=None, help="metrics JSON; None = MODEL/eval_<data stem>_<hash>.json")
+    p.add_argument("--batch-size", "--batch_size", type=config.positive_int, default=4, help="prompts per sampler call")
+    p.add_argument("--temperature", type=config.non_negative, default=0.0, help="0 = greedy")
+    p.add_argument("--max-new-tokens", "--max_new_tokens", type=config.positive_int, default=512,
+                   help="answer length limit")
+    p.add_argument("--seed", type=config.count, default=0, help="used when --temperature > 0")
+    config.add_flags(p, *config.INPUT_FLAGS, "prompt_style")
+    p.add_argument("--dtype", default=None, choices=config.DTYPES, help="None = bfloat16 on GPU, float32 on CPU")
+    config.add_flags(p, "dist_timeout_minutes")
     return p.parse_args(argv)
 
 

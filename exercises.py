@@ -229,13 +229,15 @@ def check(number, folder):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    defaults = argparse.ArgumentDefaultsHelpFormatter
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0], formatter_class=defaults)
     sub = parser.add_subparsers(dest="command", required=True)
-    sub.add_parser("list", help="the exercises in learning order")
-    for command in ("start", "check"):
-        p = sub.add_parser(command)
-        p.add_argument("number", type=int, choices=range(1, len(EXERCISES) + 1))
-        p.add_argument("--dir", type=Path, default=None, help="the copy (default exercises/N-name/)")
+    sub.add_parser("list", help="the exercises in learning order", formatter_class=defaults)
+    for command, does in (("start", "a copy of the repository with the exercise's functions blanked"),
+                          ("check", "run the tests that grade the exercise in that copy")):
+        p = sub.add_parser(command, help=does, formatter_class=defaults)
+        p.add_argument("number", type=int, choices=range(1, len(EXERCISES) + 1), help="the exercise (see list)")
+        p.add_argument("--dir", type=Path, default=None, help="the copy; None = exercises/N-name/")
     args = parser.parse_args(argv)
     if args.command == "list":
         for i, ex in enumerate(EXERCISES, 1):

@@ -30,8 +30,6 @@ how this loss departs from it: see docs/release_differences.md.
 
 import torch
 
-AGGREGATES = ("token", "sequence", "dr_grpo")
-
 
 def group_advantages(rewards, group_size, eps=1e-6, scale=True):
     """Advantages of G = group_size consecutive rewards per group, and the number of zero-variance groups.
@@ -96,8 +94,6 @@ def policy_loss(logp, old_logp, ref_logp, advantages, mask, clip_low=0.2, clip_h
     rho < 1 - clip_low: the clipped branch, no gradient), clip_high_frac (A > 0 and rho > 1 + clip_high),
     ratio_min, ratio_max.
     """
-    if aggregate not in AGGREGATES:
-        raise ValueError(f"aggregate must be one of {AGGREGATES}, got {aggregate!r}")
     if aggregate == "dr_grpo" and not max_len:
         raise ValueError("aggregate='dr_grpo' needs max_len, the generation limit")
     if beta != 0 and ref_logp is None:
@@ -122,9 +118,11 @@ def policy_loss(logp, old_logp, ref_logp, advantages, mask, clip_low=0.2, clip_h
         loss = per_token.sum() / n_tokens
     elif aggregate == "dr_grpo":
         loss = per_token.sum() / (len(lengths) * max_len)
-    else:
+    elif aggregate == "sequence":
         per_seq = per_token.sum(dim=1) / lengths.clamp(min=1)  # [N]
         loss = per_seq.sum() / (lengths > 0).sum().clamp(min=1)
+    else:
+        raise ValueError(f"aggregate must be token, sequence or dr_grpo, got {aggregate!r}")
 
     with torch.no_grad():
         r = ratio[m]  # [n_tokens]
@@ -147,3 +145,8 @@ def micro_batch_weight(aggregate, n_tokens, token_share, n_micro):
                            same number n of them, so mean over ranks of sum_j S_j / (n * n_micro) = sum S / N
     """
     return n_tokens * token_share if aggregate == "token" else 1 / n_micro
+
+
+if __name__ == "__main__":
+    raise SystemExit("grpo.py is a library module, not a command: see train.py / eval.py / select_data.py / "
+                     "convert.py / toy.py")

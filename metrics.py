@@ -175,3 +175,8 @@ def evaluate(policy, tokenizer, rows, family, video_cfg, batch_size=4, temperatu
     Local: no collectives, so train.py can call it on one rank with a full copy of the model."""
     return summarize(*answer(policy, tokenizer, rows, family, video_cfg, batch_size, temperature, max_new_tokens,
                              seed, progress, style))
+
+
+if __name__ == "__main__":
+    raise SystemExit("metrics.py is a library module, not a command: see train.py / eval.py / select_data.py / "
+                     "convert.py / toy.py")

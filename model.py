@@ -452,3 +452,8 @@ def rollout(model, tokenizer, prompts, group_size, max_new_tokens, temperature=1
                  eos_token_id=eos_ids(model, tokenizer), pad_token_id=tokenizer.pad_token_id)
     out.texts = tokenizer.batch_decode(out.completions(), skip_special_tokens=False)
     return out
+
+
+if __name__ == "__main__":
+    raise SystemExit("model.py is a library module, not a command: see train.py / eval.py / select_data.py / "
+                     "convert.py / toy.py")

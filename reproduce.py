@@ -17,7 +17,9 @@ process, as a user would run it, so each arm's folder holds its log, metrics and
 
 A verdict compares two arms by their difference d_s on each seed: "holds" when the mean of d lies more than two
 standard errors (std(d) / sqrt(seeds)) above zero, "does not hold" when as far below, else "within noise". A claim
-that one arm is only "no worse" holds unless it does not hold. Nothing here chooses among seeds.
+that one arm is only "no worse" does not hold when the mean lies two standard errors below zero, is "not shown
+worse" when it lies below zero within noise (a is behind on these seeds, by less than the noise), and holds when
+it is zero or above. Nothing here chooses among seeds.
 """
 
 import argparse
@@ -53,10 +55,12 @@ COMPARISONS = [
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--out", default="runs/reproduce")
-    p.add_argument("--quick", action="store_true", help="a few minutes: 96 clips, short runs, 2 seeds")
-    p.add_argument("--seeds", type=int, default=None, help="default 5 (2 with --quick)")
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--out", default="runs/reproduce", help="table.md, claims.png, results.json, a folder per seed")
+    config.add_switch(p, "--quick", help="a few minutes: 96 clips, short runs, 2 seeds")
+    p.add_argument("--seeds", type=config.at_least_two, default=None,
+                   help="seeds (a verdict needs the spread of two or more); None = 5, or 2 with --quick")
     return p.parse_args(argv)
 
 
@@ -156,12 +160,13 @@ def value(scores, arm_name, split, metric):
 
 
 def verdict(diffs, kind):
-    """Per-seed differences a - b -> "holds" | "does not hold" | "within noise" (see the module docstring)."""
+    """Per-seed differences a - b -> "holds" | "does not hold" | "within noise", or for a "no worse" claim
+    "holds" | "not shown worse" | "does not hold" (see the module docstring)."""
     d = np.asarray(diffs, dtype=float)
     se = d.std(ddof=1) / np.sqrt(len(d)) if len(d) > 1 else float("inf")
     above, below = d.mean() - 2 * se > 0, d.mean() + 2 * se < 0
     if kind == "no worse":
-        return "does not hold" if below else "holds"
+        return "does not hold" if below else "not shown worse" if d.mean() < 0 else "holds"
     return "holds" if above else "does not hold" if below else "within noise"
 
 

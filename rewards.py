@@ -348,3 +348,8 @@ def score(completion, sample, w_accuracy=0.5, w_format=0.5, dual=True, style="vr
     fmt = release_format_reward(completion) if release else format_reward(completion)
     return Reward(total=w_accuracy * accuracy + w_format * fmt, format=fmt, accuracy=accuracy, iou=iou, iop=iop,
                   option=option, segment=segment, right=right, parsed=parsed)
+
+
+if __name__ == "__main__":
+    raise SystemExit("rewards.py is a library module, not a command: see train.py / eval.py / select_data.py / "
+                     "convert.py / toy.py")

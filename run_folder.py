@@ -261,3 +261,8 @@ def plot_curves(out):
     fig.tight_layout()
     fig.savefig(os.path.join(out, CURVES), dpi=80)
     plt.close(fig)
+
+
+if __name__ == "__main__":
+    raise SystemExit("run_folder.py is a library module, not a command: see train.py / eval.py / select_data.py / "
+                     "convert.py / toy.py")

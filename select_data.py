@@ -56,6 +56,7 @@ from pathlib import Path
 import torch
 from tqdm import tqdm
 
+import config
 import data
 import distributed
 import model as vlm
@@ -235,25 +236,25 @@ def sample_chunk(policy, tokenizer, rows, family, video_cfg, args, seed):
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--model", required=True, help="checkpoint folder (weights + tokenizer)")
-    p.add_argument("--data", required=True, help="training JSONL (our schema)")
-    p.add_argument("--out", required=True, help="kept rows go here; report, histogram and resume log next to it")
-    p.add_argument("--k", type=int, default=8, help="completions per sample (the GRPO group size)")
-    p.add_argument("--temperature", type=float, default=1.0, help="sampling temperature (as in training)")
-    p.add_argument("--max-new-tokens", "--max_new_tokens", type=int, default=512)
-    p.add_argument("--batch-size", "--batch_size", type=int, default=4,
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--model", **config.REQUIRED, help="checkpoint folder (weights + tokenizer)")
+    p.add_argument("--data", **config.REQUIRED, help="training JSONL (our schema)")
+    p.add_argument("--out", **config.REQUIRED, help="kept rows go here; report, histogram and resume log next to it")
+    p.add_argument("--k", type=config.at_least_two, default=8, help="completions per sample (the GRPO group size)")
+    p.add_argument("--temperature", type=config.positive, default=1.0, help="sampling temperature (as in training)")
+    p.add_argument("--max-new-tokens", "--max_new_tokens", type=config.positive_int, default=512,
+                   help="completion length limit")
+    p.add_argument("--batch-size", "--batch_size", type=config.positive_int, default=4,
                    help="samples per sampler call (x K sequences)")
-    p.add_argument("--seed", type=int, default=0, help="batch j is sampled with seed + j")
-    p.add_argument("--min-iou-std", "--min_iou_std", type=float, default=0.1,
+    p.add_argument("--seed", type=config.count, default=0, help="batch j is sampled with seed + j")
+    p.add_argument("--min-iou-std", "--min_iou_std", type=config.non_negative, default=0.1,
                    help="tvg/gqa keep: IoU std over K above this")
-    p.add_argument("--top-n", "--top_n", type=int, default=None,
-                   help="then keep only the N kept with the largest reward std")
-    data.add_input_flags(p)
-    p.add_argument("--prompt-style", "--prompt_style", choices=data.PROMPT_STYLES, default="vrl",
-                   help="the prompts and answer format to sample and score with (docs/prompt_styles.md)")
-    p.add_argument("--dtype", default=None, help="bfloat16 on GPU, float32 on CPU unless given")
-    distributed.add_timeout_flag(p)
+    p.add_argument("--top-n", "--top_n", type=config.positive_int, default=None,
+                   help="then keep only the N kept with the largest reward std; None = all kept")
+    config.add_flags(p, *config.INPUT_FLAGS, "prompt_style")
+    p.add_argument("--dtype", default=None, choices=config.DTYPES, help="None = bfloat16 on GPU, float32 on CPU")
+    config.add_flags(p, "dist_timeout_minutes")
     return p.parse_args(argv)
 
 

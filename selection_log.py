@@ -102,3 +102,8 @@ def append_partial(path, results):
         os.write(fd, text.encode("utf-8"))
     finally:
         os.close(fd)
+
+
+if __name__ == "__main__":
+    raise SystemExit("selection_log.py is a library module, not a command: see train.py / eval.py / select_data.py / "
+                     "convert.py / toy.py")

@@ -22,6 +22,7 @@ import av
 import numpy as np
 import torch
 
+import config
 import metrics
 import model as vlm
 from data import CAPTION, SPECIAL_TOKENS, SYSTEM, TASKS, VideoConfig, letters, load_jsonl, target_text, user_text
@@ -261,10 +262,11 @@ def as_flags(settings: dict) -> list[str]:
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description="write the synthetic toy dataset")
-    parser.add_argument("--out", default="toy")
-    parser.add_argument("--n", type=int, default=64, help="clips: the first n - n//4 train, the rest test")
-    parser.add_argument("--seed", type=int, default=0)
+    parser = argparse.ArgumentParser(description="write the synthetic toy dataset",
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--out", default="toy", help="folder: train.jsonl, test.jsonl, videos/, tokenizer/")
+    parser.add_argument("--n", type=config.toy_clips, default=64, help="clips: the first n - n//4 train, the rest test")
+    parser.add_argument("--seed", type=config.count, default=0, help="seeds the clips and their questions")
     args = parser.parse_args(argv)
     train, test = make_toy(args.out, args.n, args.seed)
     print(f"wrote {train}, {test} and {args.out}/tokenizer")

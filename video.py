@@ -59,21 +59,13 @@ class VideoConfig:
 
 FRAME_FACTOR = 2  # frames are kept in pairs: one temporal patch of both families
 FRAME_MAX_TOKENS = 768  # no frame gets more f x f squares than this, whatever the budget (the helper's ceiling)
-VIDEO_FLAGS = {  # the VideoConfig fields that train.py, select_data.py and eval.py all take as flags
+VIDEO_FLAGS = {  # the VideoConfig fields that train.py, select_data.py and eval.py all take as flags (config.py)
     "fps": "frames sampled per second of video",
     "min_frames": "frames per video at least (rounded up to even)",
     "max_frames": "frames per video at most (rounded down to even)",
     "video_tokens": "pixel budget of a whole video in (patch*merge)^2 squares, about its video tokens",
     "frame_min_tokens": "pixels per frame at least, in (patch*merge)^2 squares",
 }
-
-
-def add_video_flags(parser):
-    """--fps, --min-frames, --max-frames, --video-tokens, --frame-min-tokens, with VideoConfig's defaults."""
-    for name, help in VIDEO_FLAGS.items():
-        default = getattr(VideoConfig, name)
-        flags = dict.fromkeys(["--" + name.replace("_", "-"), "--" + name])  # underscores accepted too
-        parser.add_argument(*flags, dest=name, type=type(default), default=default, help=help)
 
 
 def video_config(args) -> VideoConfig:
@@ -271,3 +263,8 @@ def patchify(frames: np.ndarray, family: str, cfg: VideoConfig = VideoConfig()) 
     x = x.reshape(gt, t, C, gh // m, m, P, gw // m, m, P)
     x = x.permute(0, 3, 6, 4, 7, 2, 1, 5, 8)  # [gt, gh/m, gw/m, m, m, C, t, P, P]
     return x.reshape(gt * gh * gw, C * t * P * P).contiguous(), torch.tensor([gt, gh, gw])
+
+
+if __name__ == "__main__":
+    raise SystemExit("video.py is a library module, not a command: see train.py / eval.py / select_data.py / "
+                     "convert.py / toy.py")

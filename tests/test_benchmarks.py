@@ -200,9 +200,9 @@ def test_videomme_equals_lmms_eval_overall_and_per_duration(monkeypatch):
     assert [m["bench_read"] for m in mine] == [t["pred_answer"] for t in theirs]
     section = benchmarks.aggregate(mine)["videomme"]
     assert abs(100 * section["overall"]["accuracy"] - lmms.videomme_aggregate_results(theirs)) < 1e-6
-    for bucket, metrics in section["by_duration_bucket"].items():
+    for bucket, scores in section["by_duration_bucket"].items():
         expected = lmms.videomme_aggregate_results([t for t in theirs if t["duration"] == bucket])
-        assert abs(100 * metrics["accuracy"] - expected) < 1e-6
+        assert abs(100 * scores["accuracy"] - expected) < 1e-6
     assert set(section["by_duration_bucket"]) == {"short", "medium", "long"}
 
 
@@ -249,9 +249,9 @@ def test_tempcompass_equals_lmms_eval_on_rule_matched_answers(monkeypatch):
     section = benchmarks.aggregate(mine)["tempcompass"]
     assert abs(100 * section["overall"]["accuracy"]
                - lmms.tempcompass_aggregate_rating([t["avg_accuracy"] for t in theirs], None)) < 1e-6
-    for dim, metrics in section["by_category"].items():
+    for dim, scores in section["by_category"].items():
         per_dim = [t[f"{dim}_accuracy"] for t in theirs if f"{dim}_accuracy" in t]
-        assert abs(100 * metrics["accuracy"] - lmms.tempcompass_aggregate_rating(per_dim, None)) < 1e-6
+        assert abs(100 * scores["accuracy"] - lmms.tempcompass_aggregate_rating(per_dim, None)) < 1e-6
 
 
 def test_tempcompass_unmatched_answer_scores_zero_and_is_counted():

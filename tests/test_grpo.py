@@ -6,7 +6,8 @@ import math
 import pytest
 import torch
 
-from grpo import AGGREGATES, group_advantages, kl_k3, micro_batch_weight, policy_loss, varied_groups
+from config import AGGREGATES
+from grpo import group_advantages, kl_k3, micro_batch_weight, policy_loss, varied_groups
 
 S3 = math.sqrt(3)
 LN2 = math.log(2)

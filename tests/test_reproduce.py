@@ -17,9 +17,19 @@ def test_verdict_worked_examples():
     assert reproduce.verdict([-0.10, -0.12, -0.11], "better") == "does not hold"
     assert reproduce.verdict([0.10, -0.10, 0.05], "better") == "within noise"  # mean 0.017, se 0.06
     assert reproduce.verdict([0.01, 0.20, 0.02], "better") == "within noise"  # all above zero, but se 0.06 > mean/2
-    assert reproduce.verdict([0.01, -0.02, 0.00], "no worse") == "holds"  # within noise counts as no worse
+    assert reproduce.verdict([0.01, -0.02, 0.02], "no worse") == "holds"  # mean +0.003, within noise: no worse
     assert reproduce.verdict([-0.10, -0.12, -0.11], "no worse") == "does not hold"
     assert reproduce.verdict([0.3], "better") == "within noise"  # one seed has no spread to judge by
+
+
+def test_no_worse_is_not_said_of_an_arm_behind_on_average():
+    """A "no worse" claim whose differences lie below zero on average is not said to hold: within noise it is
+    "not shown worse", clearly below it "does not hold"; "holds" needs a mean of zero or above."""
+    assert reproduce.verdict([-0.5], "no worse") == "not shown worse"  # one seed: no spread, so within noise
+    assert reproduce.verdict([-0.4, 0.3, -0.2], "no worse") == "not shown worse"  # mean -0.1, se 0.21
+    assert reproduce.verdict([0.01, -0.02, 0.00], "no worse") == "not shown worse"  # mean -0.003, se 0.009
+    assert reproduce.verdict([-0.5, -0.6, -0.55], "no worse") == "does not hold"  # mean -0.55, se 0.03
+    assert reproduce.verdict([0.0, 0.0, 0.0], "no worse") == "holds"  # exactly level
 
 
 def test_table_verdicts_come_from_the_numbers():
@@ -47,7 +57,7 @@ def test_quick_run_writes_table_and_figure(tmp_path):
     verdicts = [line.strip("| ").rsplit(" | ", 1)[-1] for line in text.splitlines()
                 if line.startswith("| ") and "---" not in line and not line.startswith("| claim")]
     assert len(verdicts) == len(reproduce.COMPARISONS) + 3
-    assert set(verdicts) <= {"holds", "does not hold", "within noise"}
+    assert set(verdicts) <= {"holds", "does not hold", "within noise", "not shown worse"}
     results = json.loads((out / "results.json").read_text())
     assert len(results) == 2 and set(reproduce.ARMS) <= set(results[0])
     kept, rows = results[0]["rows"]
