@@ -11,6 +11,7 @@ import math
 from dataclasses import dataclass, field
 
 import data
+import schema
 import video
 
 
@@ -72,7 +73,7 @@ TIMEOUT_MINUTES = 60.0
 AGGREGATES = ("token", "sequence", "dr_grpo")  # grpo.policy_loss's ways to average the loss
 DTYPES = ("bfloat16", "float32")
 # video defaults and help shared with eval.py and select_data.py (inside Config, `data` is a field)
-VIDEO, VIDEO_HELP, MAX_TEXT_CHARS = video.VideoConfig(), video.VIDEO_FLAGS, data.MAX_TEXT_CHARS
+VIDEO, VIDEO_HELP, MAX_TEXT_CHARS = video.VideoConfig(), video.VIDEO_FLAGS, schema.MAX_TEXT_CHARS
 PROMPT_STYLES = data.PROMPT_STYLES
 
 

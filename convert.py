@@ -9,7 +9,7 @@
 
 A record that does not convert is listed with its line on stderr; nothing is dropped silently. Times are kept as
 the annotation publishes them: not clipped to the video, not rounded (public annotations end past the decoded video
-by rounding; data.read_jsonl accepts and counts such rows, and the official evaluations score them as they are).
+by rounding; schema.read_jsonl accepts and counts such rows, and the official evaluations score them as they are).
 """
 
 import argparse
@@ -22,7 +22,9 @@ from pathlib import Path
 
 import benchmarks
 import config
-from data import GROUNDING_QUESTION, DataError, letters, refuse_overwriting_inputs
+from data import GROUNDING_QUESTION
+from schema import letters, refuse_overwriting_inputs
+from video import DataError
 
 def grounding_question(caption: str) -> str:
     return GROUNDING_QUESTION.format(caption.strip().rstrip("."))
@@ -66,7 +68,7 @@ def from_nextgqa(rec: dict, k: int, spans: dict, video_map: dict | None = None, 
 
     Every span is kept, as published: `segment` is [s, e] for one span, [[s, e], ...] for several (the official
     evaluation scores the best of them). No `duration` is written: the grounding file's is rounded to whole
-    seconds (64 for a 63.6 s video) and spans run past it, so data.read_jsonl reads the video's own.
+    seconds (64 for a 63.6 s video) and spans run past it, so schema.read_jsonl reads the video's own.
     """
     options = [rec[f"a{i}"].strip() for i in range(5)]
     answer = rec["answer"].strip()

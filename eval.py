@@ -23,10 +23,10 @@ inside the model folder, so a checkpoint keeps its own results, the hash a short
 path so that two test files of one name never share a result; a model folder we cannot write to, such as a shared
 read-only copy, gives eval_<model folder name>_<data stem>_<hash>.json in the current folder instead); next to it
 <out stem>.samples.jsonl, one line per answered sample (completion, parsed option/segment, IoU, IoP, truncated),
-and <out stem>.bad.txt listing the rows data.read_jsonl rejects (a missing video, a bad field), when there are
+and <out stem>.bad.txt listing the rows schema.read_jsonl rejects (a missing video, a bad field), when there are
 any - those count as failed too.
 
-Rows are read with data.read_jsonl, videos decoded with data.prepare_batch and answers sampled with model.rollout:
+Rows are read with schema.read_jsonl, videos decoded with data.prepare_batch and answers sampled with model.rollout:
 the same prompts and decoding as a GRPO rollout, with group size 1.
 """
 
@@ -42,10 +42,10 @@ import torch
 
 import benchmarks
 import config
-import data
 import distributed
 import metrics
 import model as vlm
+import schema
 import video
 
 
@@ -115,14 +115,14 @@ def main(argv=None):
     args.dtype = args.dtype or ("bfloat16" if device.type == "cuda" else "float32")
     vlm.require_folder(args.model)  # inputs first: no model loads before they hold
     out = output_path(args)
-    data.refuse_overwriting_inputs([out, out.with_suffix(".samples.jsonl"), out.with_suffix(".bad.txt")],
+    schema.refuse_overwriting_inputs([out, out.with_suffix(".samples.jsonl"), out.with_suffix(".bad.txt")],
                                    {"--data": args.data})
     refuse_replacing(out, args.data)
-    read = data.read_jsonl(args.data, args.max_text_chars)  # the rows that load; the others are reported as failed
+    read = schema.read_jsonl(args.data, args.max_text_chars)  # the rows that load; the others are reported as failed
     if not read.rows and not read.problems:
         raise SystemExit(f"{args.data} holds no rows: nothing to evaluate")
     if read.problems and rank == 0:
-        data.write_problems(out.with_suffix(".bad.txt"), read.problems)
+        schema.write_problems(out.with_suffix(".bad.txt"), read.problems)
     policy, tokenizer = vlm.load_policy(args.model, device, getattr(torch, args.dtype))
     video_cfg = video.video_config(args)
     records, failed = metrics.answer(policy, tokenizer, read.rows[rank::world], policy.config.model_type, video_cfg,
@@ -133,8 +133,8 @@ def main(argv=None):
         order = {r["id"]: i for i, r in enumerate(read.rows)}
         records.sort(key=lambda r: order[r["id"]])
         failed.sort(key=lambda f: order[f["id"]])
-        scores = metrics.summarize(records, data.failed_rows(read.problems) + failed)
-        scores["n_gt_outside_video"] = len(read.outside)  # scored as published (data._check_segment)
+        scores = metrics.summarize(records, schema.failed_rows(read.problems) + failed)
+        scores["n_gt_outside_video"] = len(read.outside)  # scored as published (schema._check_segment)
         print(metrics.metrics_table(scores))
         settings = {k: v for k, v in vars(args).items() if k != "out"} | {"world": world,
                                                                            "data_file": os.path.realpath(args.data)}
@@ -149,5 +149,5 @@ def main(argv=None):
 if __name__ == "__main__":
     try:
         main()
-    except (data.DataError, FileNotFoundError) as e:  # bad input: the message names the path and what to do
+    except (video.DataError, FileNotFoundError) as e:  # bad input: the message names the path and what to do
         raise SystemExit(f"eval.py: {e}")

@@ -29,6 +29,7 @@ import benchmarks
 import data
 import model as vlm
 import rewards
+import schema
 
 RECALL_THRESHOLDS = (0.3, 0.5, 0.7)  # Charades-STA's R@m
 GQA_THRESHOLDS = (0.3, 0.5)  # NExT-GQA's IoP@m and IoU@m
@@ -159,7 +160,7 @@ def answer(policy, tokenizer, rows, family, video_cfg, batch_size=4, temperature
     bar = tqdm(total=len(rows), disable=not progress, desc="eval")
     for j, i in enumerate(range(0, len(rows), batch_size)):
         samples, problems = data.prepare_batch(rows[i:i + batch_size], tokenizer, family, video_cfg, style)
-        failed += data.failed_rows(problems)
+        failed += schema.failed_rows(problems)
         if samples:
             out = vlm.rollout(policy, tokenizer, samples, 1, max_new_tokens, temperature, seed=seed + j)
             records += [score_completion(text, s.row, cut, style, s.opened)
@@ -171,7 +172,7 @@ def answer(policy, tokenizer, rows, family, video_cfg, batch_size=4, temperature
 
 def evaluate(policy, tokenizer, rows, family, video_cfg, batch_size=4, temperature=0.0, max_new_tokens=512, seed=0,
              progress=True, style="vrl"):
-    """Metrics dict of a model on rows (schema dicts from data.load_jsonl): answer() then summarize().
+    """Metrics dict of a model on rows (schema dicts from schema.load_jsonl): answer() then summarize().
     Local: no collectives, so train.py can call it on one rank with a full copy of the model."""
     return summarize(*answer(policy, tokenizer, rows, family, video_cfg, batch_size, temperature, max_new_tokens,
                              seed, progress, style))

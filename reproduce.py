@@ -34,8 +34,8 @@ import time
 import numpy as np
 
 import config
-import data
 import distributed
+import schema
 import toy
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
@@ -131,7 +131,7 @@ def select_rows(cfg, seed, start, train_file):
         n_kept = len(open(selected, encoding="utf-8").readlines())
         picked = random.Random(seed).sample(rows, n_kept)  # video paths rewritten as select_data.py does for its own
         with open(rand + ".tmp", "w", encoding="utf-8") as f:
-            f.writelines(data.moved_video_path(line.rstrip("\n"), os.path.dirname(train_file), folder) + "\n"
+            f.writelines(schema.moved_video_path(line.rstrip("\n"), os.path.dirname(train_file), folder) + "\n"
                          for line in picked)
         os.replace(rand + ".tmp", rand)
     return selected, rand

@@ -37,7 +37,7 @@ Outputs, for --out selected.jsonl:
                                  settings or other weights are refused, and a sample whose row or video changed
                                  since (its key: a hash of the line as written and the video's path, inode, size,
                                  modification and change times) is sampled again (selection_log.py).
-    selected.bad.txt             rows data.load_jsonl rejects (missing video, bad field), when there are any
+    selected.bad.txt             rows schema.load_jsonl rejects (missing video, bad field), when there are any
 
 Determinism. Samples are cut into fixed batches of --batch-size in file order and batch j is sampled with seed
 seed + j, so a resumed run re-samples an interrupted batch with the same prompts and seed and gets the same
@@ -61,6 +61,7 @@ import data
 import distributed
 import model as vlm
 import rewards
+import schema
 import selection_log
 import video
 
@@ -192,7 +193,7 @@ def plot_std_hist(selected, path):
 def write_outputs(selected, lines, out, settings):
     """Kept rows (original lines, file order) -> out; report JSON; std histogram. Returns the report dict."""
     paths = out_paths(out)
-    kept = [data.moved_video_path(lines[r["id"]], Path(settings["data"]).parent, paths["kept"].parent)
+    kept = [schema.moved_video_path(lines[r["id"]], Path(settings["data"]).parent, paths["kept"].parent)
             for r in selected if r["verdict"] == "kept"]
     paths["kept"].write_text("".join(line + "\n" for line in kept))
     report = {
@@ -222,7 +223,7 @@ def reward_table(texts, row, style="vrl", opened=""):
 def sample_chunk(policy, tokenizer, rows, family, video_cfg, args, seed):
     """One batch of rows -> one result per row: {id, task, rewards [K, 5]} or {id, task, failed: reason}."""
     samples, problems = data.prepare_batch(rows, tokenizer, family, video_cfg, args.prompt_style)
-    results = {f["id"]: {"id": f["id"], "task": f["task"], "failed": f["reason"]} for f in data.failed_rows(problems)}
+    results = {f["id"]: {"id": f["id"], "task": f["task"], "failed": f["reason"]} for f in schema.failed_rows(problems)}
     if samples:
         texts = vlm.rollout(policy, tokenizer, samples, args.k, args.max_new_tokens, args.temperature, seed=seed).texts
         for b, s in enumerate(samples):
@@ -270,15 +271,15 @@ def main(argv=None):
     rank, world, device = distributed.init(timeout_minutes=args.dist_timeout_minutes)
     args.dtype = args.dtype or ("bfloat16" if device.type == "cuda" else "float32")
     paths = out_paths(args.out)
-    data.refuse_overwriting_inputs([*paths.values(), paths["kept"].with_suffix(".bad.txt")], {"--data": args.data})
+    schema.refuse_overwriting_inputs([*paths.values(), paths["kept"].with_suffix(".bad.txt")], {"--data": args.data})
     vlm.require_folder(args.model)  # inputs first: no model loads before they hold
     paths["kept"].parent.mkdir(parents=True, exist_ok=True)
-    read = data.read_jsonl(args.data, args.max_text_chars)  # the rows that load; the others fail with their reasons
+    read = schema.read_jsonl(args.data, args.max_text_chars)  # the rows that load; the others fail with their reasons
     rows, lines = read.rows, {row["id"]: line for row, line in zip(read.rows, read.lines)}
     if not rows and not read.problems:
         raise SystemExit(f"{args.data} holds no rows: nothing to select from")
     if read.problems and rank == 0:
-        data.write_problems(paths["kept"].with_suffix(".bad.txt"), read.problems)
+        schema.write_problems(paths["kept"].with_suffix(".bad.txt"), read.problems)
     settings, keys = sampling_settings(args), {row["id"]: selection_log.row_key(lines[row["id"]], row) for row in rows}
     model = distributed.broadcast(selection_log.model_identity(args.model) if rank == 0 else None)
     done = selection_log.open_partial(paths["partial"], settings, model, keys, rank, world)
@@ -301,7 +302,7 @@ def main(argv=None):
     new = distributed.gather(new)
     if rank == 0:
         by_id = {**done, **{r["id"]: r for r in new}}
-        failed = [{"id": f["id"], "task": f["task"], "failed": f["reason"]} for f in data.failed_rows(read.problems)]
+        failed = [{"id": f["id"], "task": f["task"], "failed": f["reason"]} for f in schema.failed_rows(read.problems)]
         results = [by_id[r["id"]] for r in rows] + failed
         selected = select(results, args.min_iou_std, args.top_n)
         settings.update(min_iou_std=args.min_iou_std, top_n=args.top_n, world=world)
@@ -314,5 +315,5 @@ def main(argv=None):
 if __name__ == "__main__":
     try:
         main()
-    except (data.DataError, FileNotFoundError) as e:  # bad input: the message names the path and what to do
+    except (video.DataError, FileNotFoundError) as e:  # bad input: the message names the path and what to do
         raise SystemExit(f"select_data.py: {e}")

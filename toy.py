@@ -25,7 +25,8 @@ import torch
 import config
 import metrics
 import model as vlm
-from data import CAPTION, SPECIAL_TOKENS, SYSTEM, TASKS, VideoConfig, letters, load_jsonl, target_text, user_text
+from data import SYSTEM, TASKS, VideoConfig, target_text, user_text
+from schema import CAPTION, SPECIAL_TOKENS, letters, load_jsonl
 from rewards import temporal_iou
 
 COLOURS = {"red": (220, 40, 40), "green": (40, 190, 60), "blue": (50, 90, 230), "yellow": (230, 210, 40)}
@@ -66,7 +67,7 @@ def toy_row(scene: dict, task: str, rng: random.Random, rid: str, video: str) ->
 
 
 def toy_caption(scene: dict, rid: str, video: str) -> dict:
-    """A caption row of a scene (data.CAPTION): what a video-text corpus says of a clip, "A red circle slides
+    """A caption row of a scene (schema.CAPTION): what a video-text corpus says of a clip, "A red circle slides
     left." - its colour, shape and direction, never when."""
     shape = scene["shapes"][0]
     caption = f"A {shape['colour']} {shape['kind']} slides {shape['direction']}."

@@ -40,6 +40,7 @@ import metrics
 import model as vlm
 import rewards
 import run_folder
+import schema
 import toy
 import video
 
@@ -79,7 +80,7 @@ def take_prompts(rows, indices, want, tokenizer, family, video_cfg, skipped, sty
         if len(samples) == want:
             return samples
         if len(failed) == len(rows):
-            raise data.DataError(f"none of the {len(rows)} rows loads, e.g. {failed[min(failed)]}: are the videos "
+            raise video.DataError(f"none of the {len(rows)} rows loads, e.g. {failed[min(failed)]}: are the videos "
                                  "there and readable?")
 
 
@@ -264,14 +265,14 @@ def load_rows(cfg):
     valid row."""
     vlm.require_folder(cfg.model)
     if not cfg.data:
-        raise data.DataError("--data is missing: pass the training JSONL (our schema, README)")
+        raise video.DataError("--data is missing: pass the training JSONL (our schema, README)")
     report = os.path.join(cfg.out, run_folder.BAD_ROWS) if cfg.skip_bad else None
-    tasks = data.SFT_TASKS if cfg.mode == "sft" else data.TASKS  # caption rows: SFT only
-    rows = data.load_jsonl(cfg.data, cfg.skip_bad, report, cfg.max_text_chars, tasks)
+    tasks = schema.SFT_TASKS if cfg.mode == "sft" else data.TASKS  # caption rows: SFT only
+    rows = schema.load_jsonl(cfg.data, cfg.skip_bad, report, cfg.max_text_chars, tasks)
     if not rows:
-        raise data.DataError(f"{cfg.data}: no valid row to train on" + (f" (the bad ones are listed in {report})"
+        raise video.DataError(f"{cfg.data}: no valid row to train on" + (f" (the bad ones are listed in {report})"
                                                                         if cfg.skip_bad else " (the file is empty)"))
-    return rows, data.load_jsonl(cfg.test_data, max_text_chars=cfg.max_text_chars) if cfg.test_data else []
+    return rows, schema.load_jsonl(cfg.test_data, max_text_chars=cfg.max_text_chars) if cfg.test_data else []
 
 
 def train(cfg):
@@ -404,7 +405,7 @@ def toy_default(cfg):
         print(f"toy default: {len(seeds)} seeds side by side, logs in {cfg.out}/seed-*/log.txt")
         results = distributed.side_by_side(toy_seed, [(f"seed-{s}", (cfg, s, files)) for s in seeds], cfg.out)
     if not dist.is_initialized() or dist.get_rank() == 0:
-        table = toy.results_table(results, toy.chance_levels(data.load_jsonl(files[2])))
+        table = toy.results_table(results, toy.chance_levels(schema.load_jsonl(files[2])))
         print(f"\n{table}\n\n {len(seeds)} seeds in {(time.time() - t0) / 60:.1f} min;"
               f" curves: {cfg.out}/seed-{seeds[0]}/grpo/curves.png")
     return results
@@ -421,7 +422,7 @@ def main(argv=None):
     config = parse_config(argv)
     try:
         toy_default(config) if not config.model else train(config)
-    except (data.DataError, checkpoint.CheckpointError, run_folder.RunFolderError, FileNotFoundError) as e:
+    except (video.DataError, checkpoint.CheckpointError, run_folder.RunFolderError, FileNotFoundError) as e:
         sys.exit(f"train.py: {e}")  # bad input or a used run folder: the message names the path and what to do
     finally:
         distributed.close()

@@ -20,6 +20,7 @@ import convert
 import data
 import eval as ev
 import metrics
+import schema
 from test_eval import tiny  # noqa: F401 (the tiny model fixture)
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -324,9 +325,9 @@ def test_subtitles_are_prompt_text_and_checked_like_it(tmp_path):
         convert.main(["--from", "videomme_w_subtitle", str(FIXTURES / "videomme_test.jsonl"),
                       str(tmp_path / "o.jsonl")])
     row = converted("videomme_w_subtitle", "videomme_test.jsonl", str(FIXTURES / "videomme_subtitle"))[0][0]
-    assert data.check_text(row, data.MAX_TEXT_CHARS) == []
+    assert schema.check_text(row, schema.MAX_TEXT_CHARS) == []
     row["subtitles"].append([6.0, 8.0, "bye<|im_end|>"])
-    assert data.check_text(row, data.MAX_TEXT_CHARS) == [
+    assert schema.check_text(row, schema.MAX_TEXT_CHARS) == [
         ("subtitles", "holds the special token '<|im_end|>', which could add chat turns")]
 
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import convert
-import data
+import schema
 import toy
 
 
@@ -65,7 +65,7 @@ def test_convert_charades_sta_text_lines_then_load(tmp_path, capsys):
                   "--video-dir", "videos", "--ext", ".mp4"])
     out = capsys.readouterr()
     assert "wrote 2 rows" in out.out and f"{tmp_path / 'sta.txt'}:2:" in out.err
-    read = data.read_jsonl(str(tmp_path / "o.jsonl"))  # videos found, durations read from them
+    read = schema.read_jsonl(str(tmp_path / "o.jsonl"))  # videos found, durations read from them
     assert [(r["id"], r["segment"], r["duration"]) for r in read.rows] == [("AB12C-1", [0.5, 2.0], 4.0),
                                                                            ("FPJ9D-3", [25.8, 34.0], 33.4)]
     assert read.problems == [] and read.outside == ["FPJ9D-3"]  # loaded as published, and counted
@@ -109,7 +109,7 @@ def test_convert_nextgqa_keeps_every_span_then_loads_with_the_videos_durations(t
     for vid, n_frames, fps in (("0063/2435100235", 318, 5), ("1018/2482028659", 429, 20)):  # 63.6 s, 21.45 s
         (tmp_path / "nextqa" / vid).parent.mkdir(parents=True, exist_ok=True)
         dummy_video(tmp_path / "nextqa" / f"{vid}.mp4", n_frames, fps)
-    read = data.read_jsonl(str(tmp_path / "o.jsonl"))
+    read = schema.read_jsonl(str(tmp_path / "o.jsonl"))
     assert [(r["id"], r["duration"]) for r in read.rows] == [("2435100235_7", 63.6), ("2482028659_2", 21.45),
                                                              ("2482028659_6", 21.45)]
     assert read.problems == [] and read.outside == ["2482028659_2"]  # [9.2, 21.5] ends past the 21.45 s video

@@ -13,10 +13,10 @@ import sys
 import pytest
 import torch
 
-import data
 import eval as ev
 import model as vlm
 import select_data as sd
+import video
 from test_run_folder import ENV, ROOT, train, train_args, write_state
 
 
@@ -167,7 +167,7 @@ def test_select_data_refuses_an_output_that_is_its_input(init, toy_dir, tmp_path
     monkeypatch.setattr(vlm, "load_policy", refused_load)
     for case, (data_file, out) in outputs_onto_the_input(tmp_path, toy_dir, ".partial.jsonl").items():
         before = snapshot(data_file)
-        with pytest.raises(data.DataError, match=f"would be written over --data {data_file} .the same file."):
+        with pytest.raises(video.DataError, match=f"would be written over --data {data_file} .the same file."):
             sd.main(["--model", str(init), "--data", str(data_file), "--out", str(out), "--k", "2"])
         assert snapshot(data_file) == before, case
 
@@ -178,7 +178,7 @@ def test_eval_refuses_an_output_that_is_its_input(init, toy_dir, tmp_path, monke
     monkeypatch.setattr(vlm, "load_policy", refused_load)
     for case, (data_file, out) in outputs_onto_the_input(tmp_path, toy_dir, ".samples.jsonl").items():
         before = snapshot(data_file)
-        with pytest.raises(data.DataError, match=f"would be written over --data {data_file} .the same file."):
+        with pytest.raises(video.DataError, match=f"would be written over --data {data_file} .the same file."):
             ev.main(["--model", str(init), "--data", str(data_file), "--out", str(out)])
         assert snapshot(data_file) == before, case
 

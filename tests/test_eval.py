@@ -15,6 +15,7 @@ import data
 import eval as ev
 import metrics
 import model as vlm
+import schema
 from test_rewards import official_iou, official_question
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -183,7 +184,7 @@ def tiny(tmp_path_factory, toy_tok):
 def test_evaluate_random_model(tiny, toy_dir):
     """The function train.py calls: rows in, metrics out; a random model answers nothing parseable."""
     policy, tokenizer = vlm.load_policy(tiny, torch.device("cpu"), torch.float32)
-    rows = data.load_jsonl(str(toy_dir / "train.jsonl"))  # mcq, tvg, gqa, mcq, tvg
+    rows = schema.load_jsonl(str(toy_dir / "train.jsonl"))  # mcq, tvg, gqa, mcq, tvg
     m = metrics.evaluate(policy, tokenizer, rows, "qwen2_5_vl", data.VideoConfig(max_frames=4), batch_size=2,
                     max_new_tokens=8, progress=False)
     assert (m["n_rows"], m["n_scored"], m["n_failed"]) == (5, 5, 0)

@@ -16,6 +16,7 @@ from transformers import AutoConfig, AutoTokenizer, Qwen2_5_VLForConditionalGene
 import checkpoint
 import data
 import model as vlm
+import schema
 import video
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -77,7 +78,7 @@ def test_the_checkpoint_chat_template_renders_exactly_vrls_prompt(run, toy_dir):
     and the token ids of the prompt vrl trains on."""
     _, ckpt = run
     tokenizer = AutoTokenizer.from_pretrained(ckpt)
-    for row in data.load_jsonl(str(toy_dir / "train.jsonl")):
+    for row in schema.load_jsonl(str(toy_dir / "train.jsonl")):
         text, ids, n_video = vrl_prompt(row, tokenizer)
         rendered = tokenizer.apply_chat_template(messages(row), add_generation_prompt=True, tokenize=False)
         assert rendered.count("<|video_pad|>") == 1
@@ -113,7 +114,7 @@ def test_autoprocessor_opens_the_checkpoint(run, toy_dir):
     from transformers import AutoProcessor
     _, ckpt = run
     processor = AutoProcessor.from_pretrained(ckpt)
-    row = data.load_jsonl(str(toy_dir / "train.jsonl"))[0]
+    row = schema.load_jsonl(str(toy_dir / "train.jsonl"))[0]
     text, _, n_video = vrl_prompt(row, processor.tokenizer)
     rendered = processor.apply_chat_template(messages(row), add_generation_prompt=True, tokenize=False)
     assert rendered.replace("<|video_pad|>", "<|video_pad|>" * n_video) == text
@@ -168,7 +169,7 @@ def test_a_qwen3_vl_export_keeps_its_nested_config_and_its_template_renders_vrls
     assert json.loads((ckpt / "video_preprocessor_config.json").read_text())["video_processor_type"] == \
         "Qwen3VLVideoProcessor"
     tokenizer = AutoTokenizer.from_pretrained(ckpt)
-    row = data.load_jsonl(str(toy_dir / "train.jsonl"))[1]
+    row = schema.load_jsonl(str(toy_dir / "train.jsonl"))[1]
     text, _, _ = vrl_prompt(row, tokenizer, "qwen3_vl")
     rendered = tokenizer.apply_chat_template(messages(row, "qwen3_vl"), add_generation_prompt=True, tokenize=False)
     video_part = text[text.index("user\n") + 5:text.index(data.user_text(row))]
@@ -214,7 +215,7 @@ def test_transformers_4_51_reads_the_checkpoint(run, toy_dir, transformers_4_51)
     class defaults, hidden 8192 / 80 layers), AutoProcessor with the chat template rendering vrl's prompt, and
     the model with every weight found and equal to the export."""
     _, ckpt = run
-    row = data.load_jsonl(str(toy_dir / "train.jsonl"))[0]
+    row = schema.load_jsonl(str(toy_dir / "train.jsonl"))[0]
     proc = subprocess.run([sys.executable, "-c", READ_WITH_4_51, str(ckpt), json.dumps(messages(row))],
                           env=dict(ENV, PYTHONPATH=str(transformers_4_51)), capture_output=True, text=True,
                           timeout=300)

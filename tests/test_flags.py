@@ -149,7 +149,7 @@ def test_help_shows_every_default(command, argv, required, capsys):
 
 
 LIBRARY = ["rewards", "video", "model", "grpo", "checkpoint", "data", "attention", "run_folder", "distributed",
-           "config", "metrics", "selection_log"]
+           "config", "metrics", "selection_log", "schema"]
 
 
 @pytest.mark.parametrize("module", LIBRARY)

@@ -14,6 +14,7 @@ import distributed
 import grpo
 import model as vlm
 import rewards
+import schema
 import train
 
 G = 4  # completions per prompt
@@ -46,7 +47,7 @@ def test_grpo_step_equals_the_loss_by_hand(toy_dir, toy_tok, world_of_one, monke
         for p in reference.parameters():
             p.add_(0.01 * torch.randn_like(p))
     expected_policy = copy.deepcopy(policy)
-    rows = data.load_jsonl(str(toy_dir / "train.jsonl"))[:2]
+    rows = schema.load_jsonl(str(toy_dir / "train.jsonl"))[:2]
     prompts = [data.prepare_sample(r, toy_tok, "qwen2_5_vl", data.VideoConfig(max_frames=4)) for r in rows]
     cfg = dataclasses.replace(config.Config(), group_size=G, batch_size=2, pack_prompts=1, max_new_tokens=6,
                               lr=1e-2, beta=0.04)  # two micro-batches of one group each
@@ -87,7 +88,7 @@ def test_two_updates_per_batch_reuse_the_old_log_probs(toy_dir, toy_tok, world_o
     torch.manual_seed(0)
     policy = vlm.load_model(vlm.tiny_config("qwen2_5_vl", toy_tok))
     expected_policy = copy.deepcopy(policy)
-    rows = data.load_jsonl(str(toy_dir / "train.jsonl"))[:2]
+    rows = schema.load_jsonl(str(toy_dir / "train.jsonl"))[:2]
     prompts = [data.prepare_sample(r, toy_tok, "qwen2_5_vl", data.VideoConfig(max_frames=4)) for r in rows]
     cfg = dataclasses.replace(config.Config(), group_size=G, batch_size=2, pack_prompts=2, max_new_tokens=6,
                               lr=1e-2, beta=0.0, updates_per_batch=2)
@@ -124,7 +125,7 @@ def test_online_selection_drops_the_groups_whose_rewards_do_not_vary(toy_dir, to
     torch.manual_seed(0)
     policy = vlm.load_model(vlm.tiny_config("qwen2_5_vl", toy_tok))
     expected_policy = copy.deepcopy(policy)
-    rows = data.load_jsonl(str(toy_dir / "train.jsonl"))[:2]
+    rows = schema.load_jsonl(str(toy_dir / "train.jsonl"))[:2]
     prompts = [data.prepare_sample(r, toy_tok, "qwen2_5_vl", data.VideoConfig(max_frames=4)) for r in rows]
     cfg = dataclasses.replace(config.Config(), group_size=G, batch_size=2, pack_prompts=1, max_new_tokens=6,
                               lr=1e-2, beta=0.0, min_group_std=0.1)

@@ -20,6 +20,7 @@ import data
 import eval as ev
 import metrics
 import rewards
+import schema
 import select_data
 import toy
 
@@ -205,7 +206,7 @@ def test_a_thinking_prompt_is_scored_with_its_open_think(toy_dir):
     format 0. Sample.opened holds that start and eval/select_data/train score opened + completion: format 1."""
     tok = toy.toy_tokenizer()
     tok.chat_template = (TEMPLATES / "qwen3_vl_thinking.jinja").read_text()
-    row = data.load_jsonl(str(toy_dir / "train.jsonl"))[0]
+    row = schema.load_jsonl(str(toy_dir / "train.jsonl"))[0]
     (sample,), _ = data.prepare_batch([row], tok, "qwen3_vl", data.VideoConfig(max_frames=4))
     tail = tok.encode(data.THINK_OPEN, add_special_tokens=False)
     assert sample.opened == data.THINK_OPEN and sample.prompt_ids[-len(tail):].tolist() == tail
@@ -234,7 +235,7 @@ def test_train_takes_its_prompts_in_the_configured_style(toy_dir):
     their prompts hold the release's system prompt."""
     import train
     tok = toy.toy_tokenizer()
-    rows = data.load_jsonl(str(toy_dir / "train.jsonl"))
+    rows = schema.load_jsonl(str(toy_dir / "train.jsonl"))
     (sample,) = train.take_prompts(rows, iter(range(len(rows))), 1, tok, "qwen2_5_vl", data.VideoConfig(max_frames=4),
                                    [], "temporal_r1")
     assert sample.style == "temporal_r1" and data.RELEASE_SYSTEM in tok.decode(sample.prompt_ids)
@@ -245,7 +246,7 @@ def test_eval_and_select_data_score_in_the_style_they_are_given(toy_dir, monkeyp
     `2.5 to 7.0`-form answer (sampling replaced by a fixed text) has format 1 under vrl and 0 under temporal_r1."""
     import types
     tok = toy.toy_tokenizer()
-    row = next(r for r in data.load_jsonl(str(toy_dir / "train.jsonl")) if r["task"] == "tvg")
+    row = next(r for r in schema.load_jsonl(str(toy_dir / "train.jsonl")) if r["task"] == "tvg")
     fixed = lambda policy, tok, samples, k, *a, **kw: types.SimpleNamespace(
         texts=["<think>t</think><answer>1.0 to 2.0</answer>"] * (len(samples) * k),
         truncated=torch.zeros(len(samples) * k, dtype=torch.bool))

@@ -18,6 +18,7 @@ import config
 import data
 import model as vlm
 import rewards
+import schema
 import select_data as sd
 import selection_log
 import video
@@ -161,7 +162,7 @@ def warm_model(tmp_path_factory, toy_dir, toy_tok):
     never reaches the answer tags, so every reward would be 0 and nothing would vary)."""
     torch.manual_seed(0)
     policy = vlm.load_model(vlm.tiny_config("qwen2_5_vl", toy_tok))
-    rows = data.load_jsonl(str(toy_dir / "train.jsonl"))
+    rows = schema.load_jsonl(str(toy_dir / "train.jsonl"))
     samples = [data.prepare_sample(r, toy_tok, "qwen2_5_vl", data.VideoConfig(max_frames=4)) for r in rows]
     eos = toy_tok.convert_tokens_to_ids("<|im_end|>")
     packed = vlm.pack([(s, [torch.tensor(toy_tok.encode(short_target(s.row)) + [eos])]) for s in samples],

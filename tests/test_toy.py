@@ -4,17 +4,18 @@ import numpy as np
 from transformers import PreTrainedTokenizerFast
 
 import data
+import schema
 import toy
 import video
 from data import VideoConfig
 
 
 def toy_rows(toy_dir):
-    return data.load_jsonl(str(toy_dir / "train.jsonl")) + data.load_jsonl(str(toy_dir / "test.jsonl"))
+    return schema.load_jsonl(str(toy_dir / "train.jsonl")) + schema.load_jsonl(str(toy_dir / "test.jsonl"))
 
 
 def test_make_toy_layout_and_split(toy_dir, toy_tok):
-    train, test = data.load_jsonl(str(toy_dir / "train.jsonl")), data.load_jsonl(str(toy_dir / "test.jsonl"))
+    train, test = schema.load_jsonl(str(toy_dir / "train.jsonl")), schema.load_jsonl(str(toy_dir / "test.jsonl"))
     assert (len(train), len(test)) == (5, 1)  # n=6: the last n//4 clips are the test split
     assert sorted(p.name for p in (toy_dir / "videos").iterdir()) == [f"toy_{i:05d}.mp4" for i in range(6)]
     assert [r["task"] for r in train + test] == ["mcq", "tvg", "gqa"] * 2
@@ -28,7 +29,7 @@ def test_make_toy_is_deterministic_from_the_seed(tmp_path, toy_dir):
     a, b, c = (toy.make_toy(str(tmp_path / name), n=2, seed=seed)[0] for name, seed in [("a", 0), ("b", 0), ("c", 1)])
     assert open(a).read() == open(b).read() != open(c).read()
     ours = {r["id"]: r for r in toy_rows(toy_dir)}
-    for r in data.load_jsonl(a):  # clip i depends on (seed, i) only, not on n
+    for r in schema.load_jsonl(a):  # clip i depends on (seed, i) only, not on n
         assert {**r, "video": ""} == {**ours[r["id"]], "video": ""}
         frames = [video.read_video(path, VideoConfig())[0] for path in (r["video"], ours[r["id"]]["video"])]
         assert np.array_equal(*frames)
@@ -37,8 +38,8 @@ def test_make_toy_is_deterministic_from_the_seed(tmp_path, toy_dir):
 def test_each_train_clip_has_a_caption_of_what_it_shows(toy_dir):
     """captions.jsonl: one caption row per train clip (none of a test clip), naming the clip's colour and shape; read
     by SFT only (a caption has no reward)."""
-    train, captions = data.load_jsonl(str(toy_dir / "train.jsonl")), data.load_jsonl(
-        str(toy_dir / "captions.jsonl"), tasks=data.SFT_TASKS)
+    train, captions = schema.load_jsonl(str(toy_dir / "train.jsonl")), schema.load_jsonl(
+        str(toy_dir / "captions.jsonl"), tasks=schema.SFT_TASKS)
     assert [c["video"] for c in captions] == [r["video"] for r in train]
     for row, c in zip(train, captions):
         assert c["task"] == "caption" and c["question"] == "Describe the video." and c["duration"] == row["duration"]
@@ -94,9 +95,9 @@ def test_the_background_enters_the_vision_tower_as_zero(toy_dir):
 
 def test_out_of_domain_variant_has_longer_clips(tmp_path):
     toy.make_toy(str(tmp_path / "ood"), n=3, seed=0, n_test=3, durations=(10, 14))
-    rows = data.load_jsonl(str(tmp_path / "ood" / "test.jsonl"))
+    rows = schema.load_jsonl(str(tmp_path / "ood" / "test.jsonl"))
     assert len(rows) == 3 and all(10 <= r["duration"] <= 14 for r in rows)
-    assert data.load_jsonl(str(tmp_path / "ood" / "train.jsonl")) == []
+    assert schema.load_jsonl(str(tmp_path / "ood" / "train.jsonl")) == []
 
 
 def test_toy_tokenizer(toy_dir, toy_tok):
@@ -112,6 +113,6 @@ def test_toy_tokenizer(toy_dir, toy_tok):
 
 def test_toy_command(tmp_path):
     toy.main(["--out", str(tmp_path / "t"), "--n", "4", "--seed", "3"])
-    assert len(data.load_jsonl(str(tmp_path / "t/train.jsonl"))) == 3
-    assert len(data.load_jsonl(str(tmp_path / "t/test.jsonl"))) == 1
+    assert len(schema.load_jsonl(str(tmp_path / "t/train.jsonl"))) == 3
+    assert len(schema.load_jsonl(str(tmp_path / "t/test.jsonl"))) == 1
     assert (tmp_path / "t/tokenizer/tokenizer.json").exists()

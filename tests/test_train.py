@@ -17,6 +17,8 @@ from safetensors.torch import load_file
 from transformers import AutoTokenizer, Qwen2_5_VLForConditionalGeneration
 
 import model as vlm
+import schema
+import video
 from toy import make_toy, toy_tokenizer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -305,12 +307,12 @@ def test_corrupt_videos_are_skipped_past_the_spares_and_only_all_failing_stops(t
 
     broken = tmp_path / "broken.mp4"
     broken.write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(200))
-    rows = data.load_jsonl(str(toy_dir / "train.jsonl"))  # 5 rows, each with its duration
+    rows = schema.load_jsonl(str(toy_dir / "train.jsonl"))  # 5 rows, each with its duration
     corrupt = [{**row, "video": str(broken)} for row in rows]
     video_cfg, skipped = data.VideoConfig(max_frames=4), []
     (sample,) = train.take_prompts(corrupt[:4] + rows[4:], [0, 1, 2, 3, 4], 1, toy_tok, "qwen2_5_vl", video_cfg,
                                    skipped)
     assert sample.id == rows[4]["id"] and skipped == [row["id"] for row in rows[:4]]
     endless = train.prompt_indices(len(corrupt), 0, 0, 1, 0, 1)
-    with pytest.raises(data.DataError, match=f"none of the 5 rows loads, e.g. {broken}"):
+    with pytest.raises(video.DataError, match=f"none of the 5 rows loads, e.g. {broken}"):
         train.take_prompts(corrupt, endless, 1, toy_tok, "qwen2_5_vl", video_cfg, [])

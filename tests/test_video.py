@@ -170,11 +170,11 @@ def test_frames_decord_refuses_are_read_by_pyav(tmp_path):
         video._decode_decord(path, [0, 2])  # the failure this guards against
     frames, timestamps, _ = video.read_video(path, VideoConfig(min_frames=4, max_frames=4))
     assert frames.shape == (4, 16, 16, 3) and len(timestamps) == 4
-    with pytest.raises(data.DataError, match="cannot decode"):  # asked for decord alone, its error stands
+    with pytest.raises(video.DataError, match="cannot decode"):  # asked for decord alone, its error stands
         video.read_video(path, VideoConfig(min_frames=4, max_frames=4, decoder="decord"))
 
 
 def test_a_folder_passed_as_a_video_is_named_as_a_folder(tmp_path):
     """read_video on a directory (a dataset folder passed by mistake) says what it is, not 'file not found'."""
-    with pytest.raises(data.DataError, match=f"{tmp_path} .sample clip-1.: is a directory, not a video file"):
+    with pytest.raises(video.DataError, match=f"{tmp_path} .sample clip-1.: is a directory, not a video file"):
         video.read_video(str(tmp_path), RELEASE, "clip-1")
