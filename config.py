@@ -101,8 +101,9 @@ class Config:
     aggregate: str = arg("token", "token (mean over all completion tokens; TRL's dapo) | sequence (original GRPO)"
                          " | dr_grpo (sum over tokens / (completions x max_new_tokens))", choices=AGGREGATES)
     scale_advantages: bool = arg(True, "divide by the group std; False (with --aggregate dr_grpo) = Dr. GRPO")
-    prompt_style: str = arg("vrl", "vrl (our instructions; answers like <answer>2.5 to 7.0</answer>) | temporal_r1 (the "
-                            "Temporal-R1 release's system prompt, grounding question and strict JSON answer reward)",
+    prompt_style: str = arg("vrl", "vrl (our instructions; answers like <answer>2.5 to 7.0</answer>) | temporal_r1"
+                            " (the Temporal-R1 release's system prompt, grounding question and strict JSON answer"
+                            " reward)",
                             choices=PROMPT_STYLES)
     reward: str = arg("dual", "dual (gqa: (1[option right] + IoU) / 2) | answer (gqa: 1[option right] alone)",
                       choices=("dual", "answer"))

@@ -78,8 +78,8 @@ EXERCISES = [
         ("select_data.reward_stats", "select_data.verdict"),
         grading("test_select_data.py", "reward_stats_worked_example", "keep_rule_mcq", "keep_rule_tvg_threshold",
                 "keep_rule_gqa_either_part", "select_top_n_and_counts"),
-        "sample std (N - 1) over the K completions; mcq keeps 0 < #right < K, tvg keeps std(IoU) > min_iou_std, gqa keeps"
-        " either."),
+        "sample std (N - 1) over the G completions; mcq keeps 0 < #right < G, tvg keeps std(IoU) > min_iou_std,"
+        " gqa keeps either."),
     Exercise(
         "frames", "which frames a video keeps, and the pixel budget they share",
         ("video.frame_count", "video.frame_indices", "video.frame_pixels"),

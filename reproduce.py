@@ -118,14 +118,15 @@ def arm(cfg, seed, name, start, data_file, **changes):
 
 
 def select_rows(cfg, seed, start, train_file):
-    """select_data.py with the warm start (K = G, the GRPO sampling settings), at most half the rows kept
+    """select_data.py with the warm start (G and the sampling settings of the GRPO arms), at most half the rows kept
     -> (selected JSONL, random JSONL of the same size)."""
     folder = os.path.join(cfg.out, f"seed-{seed}")
     selected, rand = os.path.join(folder, "selected.jsonl"), os.path.join(folder, "random.jsonl")
     rows = open(train_file, encoding="utf-8").readlines()
     if not os.path.exists(rand):
         command("select_data.py", "--model", start, "--data", train_file, "--out", selected,
-                "--k", str(toy.TOY_GRPO["group_size"]), "--max-new-tokens", str(toy.TOY_GRPO["max_new_tokens"]),
+                "--group-size", str(toy.TOY_GRPO["group_size"]),
+                "--max-new-tokens", str(toy.TOY_GRPO["max_new_tokens"]),
                 "--temperature", str(toy.TOY_GRPO["temperature"]), "--batch-size", "8", "--seed", str(seed),
                 "--top-n", str(len(rows) // 2), *toy.as_flags(toy.TOY_VIDEO))
         n_kept = len(open(selected, encoding="utf-8").readlines())

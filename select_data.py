@@ -1,6 +1,6 @@
-"""Variance-aware data selection: sample K answers per training sample, keep the samples whose rewards vary.
+"""Variance-aware data selection: sample G answers per training sample, keep the samples whose rewards vary.
 
-    python select_data.py --model PATH --data train.jsonl --k 8 --out selected.jsonl
+    python select_data.py --model PATH --data train.jsonl --group-size 8 --out selected.jsonl
     torchrun --nproc-per-node 8 select_data.py ...        # the batches left to do dealt to ranks round-robin
     python train.py --data selected.jsonl ...             # then train on the kept subset
 
@@ -8,18 +8,18 @@ Why. GRPO scores each completion relative to its own group: advantage_i = (r_i -
 completions of one prompt. A sample the model always answers right (or always wrong) gives G equal rewards, so
 every advantage is 0: the whole group costs a rollout and a backward pass and teaches nothing. The learning signal
 lives in the samples whose rewards vary across completions. So before training we run the rollout sampler exactly
-as a GRPO step would (the prompt prefilled once, K completions at the training temperature, each scored with
+as a GRPO step would (the prompt prefilled once, G completions at the training temperature, each scored with
 rewards.score) and keep, per task:
 
-    mcq  the option is sometimes right and sometimes wrong: 0 < #right < K
+    mcq  the option is sometimes right and sometimes wrong: 0 < #right < G
          (dropped as always_right / always_wrong)
-    tvg  the IoU spread is real: std(IoU over the K completions) > --min-iou-std
+    tvg  the IoU spread is real: std(IoU over the G completions) > --min-iou-std
          (IoU is continuous, so "varies" needs a threshold; dropped as low_spread)
     gqa  either of the two: the option varies OR the IoU spread exceeds --min-iou-std, since either part of the
          reward then gives non-zero advantages. A dropped gqa sample is labelled by its option (always_right /
          always_wrong); its IoU spread was low too.
 
-Standard deviations are the sample std (N - 1) over the K completions: the one grpo.group_advantages divides by
+Standard deviations are the sample std (N - 1) over the G completions: the one grpo.group_advantages divides by
 and the one the online selection (train.py --min-group-std, grpo.varied_groups) asks of a group, so offline and
 online selection measure "varies" the same way. --top-n N then keeps only the N kept samples with the largest std
 of the total reward, ties in file order.
@@ -31,7 +31,7 @@ Outputs, for --out selected.jsonl:
                                  beyond_top_n, failed + ids) and per-sample statistics; the table is also printed
     selected.std_hist.png        histogram of the per-sample std of the total reward, per task
     selected.partial.jsonl       the resume log: a header (sampling settings, a hash of the model's weights),
-                                 then one JSON line per finished sample (id, task, key, K x [total, format,
+                                 then one JSON line per finished sample (id, task, key, G x [total, format,
                                  accuracy, iou, right], or the load error). A rerun skips every sample already in
                                  it (so changing only --min-iou-std or --top-n costs no sampling); other sampling
                                  settings or other weights are refused, and a sample whose row or video changed
@@ -65,7 +65,7 @@ import schema
 import selection_log
 import video
 
-# The columns of a sample's reward table [K, 5]: the four parts of rewards.Reward, then whether the option letter
+# The columns of a sample's reward table [G, 5]: the four parts of rewards.Reward, then whether the option letter
 # was right (mcq, gqa; 0 for tvg). For gqa, accuracy = (right + IoU) / 2, so `right` is kept as its own column.
 PARTS = ("total", "format", "accuracy", "iou", "right")
 VERDICTS = ("kept", "always_right", "always_wrong", "low_spread", "beyond_top_n")
@@ -76,19 +76,19 @@ VERDICTS = ("kept", "always_right", "always_wrong", "low_spread", "beyond_top_n"
 
 
 def _mean_std(xs):
-    """Mean and sample std (N - 1, as torch.std and grpo.group_advantages) of a list of K >= 2 numbers."""
+    """Mean and sample std (N - 1, as torch.std and grpo.group_advantages) of a list of G >= 2 numbers."""
     m = sum(xs) / len(xs)
     return m, math.sqrt(sum((x - m) ** 2 for x in xs) / (len(xs) - 1))
 
 
 def reward_stats(table):
-    """One sample's reward table, K rows of PARTS -> statistics.
+    """One sample's reward table, G rows of PARTS -> statistics.
 
     {k, total_mean, total_std, ..., iou_std, right_mean, right_std,   mean / sample std of every part
      n_right, frac_right,                                             completions with the right option
      iou_range}                                                       max(IoU) - min(IoU)
     """
-    out = {"k": len(table)}
+    out = {"group_size": len(table)}
     for j, part in enumerate(PARTS):
         out[f"{part}_mean"], out[f"{part}_std"] = _mean_std([row[j] for row in table])
     out["n_right"] = sum(row[4] == 1.0 for row in table)
@@ -100,7 +100,7 @@ def reward_stats(table):
 
 def verdict(stats, task, min_iou_std):
     """Keep rule (see module docstring) -> "kept" | "always_right" | "always_wrong" | "low_spread"."""
-    option_varies = 0 < stats["n_right"] < stats["k"]
+    option_varies = 0 < stats["n_right"] < stats["group_size"]
     spread = stats["iou_std"] > min_iou_std
     if (task == "mcq" and option_varies) or (task == "tvg" and spread):
         return "kept"
@@ -108,7 +108,7 @@ def verdict(stats, task, min_iou_std):
         return "kept"
     if task == "tvg":
         return "low_spread"
-    return "always_right" if stats["n_right"] == stats["k"] else "always_wrong"
+    return "always_right" if stats["n_right"] == stats["group_size"] else "always_wrong"
 
 
 def select(results, min_iou_std, top_n=None):
@@ -182,7 +182,7 @@ def plot_std_hist(selected, path):
     if stds:
         ax.hist(list(stds.values()), bins=25, range=(0, top), stacked=True, label=list(stds))
         ax.legend()
-    ax.set_xlabel("std of total reward over K completions")
+    ax.set_xlabel("std of total reward over G completions")
     ax.set_ylabel("samples")
     ax.set_title("per-sample reward spread (0 = no GRPO signal)")
     fig.tight_layout()
@@ -211,7 +211,7 @@ def write_outputs(selected, lines, out, settings):
 
 
 def reward_table(texts, row, style="vrl", opened=""):
-    """K completion texts of one row (each after the `opened` start its prompt holds) -> its reward table, K rows
+    """G completion texts of one row (each after the `opened` start its prompt holds) -> its reward table, G rows
     of PARTS."""
     table = []
     for text in texts:
@@ -221,14 +221,15 @@ def reward_table(texts, row, style="vrl", opened=""):
 
 
 def sample_chunk(policy, tokenizer, rows, family, video_cfg, args, seed):
-    """One batch of rows -> one result per row: {id, task, rewards [K, 5]} or {id, task, failed: reason}."""
+    """One batch of rows -> one result per row: {id, task, rewards [G, 5]} or {id, task, failed: reason}."""
     samples, problems = data.prepare_batch(rows, tokenizer, family, video_cfg, args.prompt_style)
     results = {f["id"]: {"id": f["id"], "task": f["task"], "failed": f["reason"]} for f in schema.failed_rows(problems)}
     if samples:
-        texts = vlm.rollout(policy, tokenizer, samples, args.k, args.max_new_tokens, args.temperature, seed=seed).texts
+        G = args.group_size
+        texts = vlm.rollout(policy, tokenizer, samples, G, args.max_new_tokens, args.temperature, seed=seed).texts
         for b, s in enumerate(samples):
             results[s.id] = {"id": s.id, "task": s.row["task"],
-                             "rewards": reward_table(texts[b * args.k:(b + 1) * args.k], s.row, s.style, s.opened)}
+                             "rewards": reward_table(texts[b * G:(b + 1) * G], s.row, s.style, s.opened)}
     return [results[r["id"]] for r in rows]
 
 
@@ -242,15 +243,16 @@ def parse_args(argv=None):
     p.add_argument("--model", **config.REQUIRED, help="checkpoint folder (weights + tokenizer)")
     p.add_argument("--data", **config.REQUIRED, help="training JSONL (our schema)")
     p.add_argument("--out", **config.REQUIRED, help="kept rows go here; report, histogram and resume log next to it")
-    p.add_argument("--k", type=config.at_least_two, default=8, help="completions per sample (the GRPO group size)")
+    p.add_argument("--group-size", "--group_size", type=config.at_least_two, default=8,
+                   help="G, completions per sample (as a GRPO step samples them)")
     p.add_argument("--temperature", type=config.positive, default=1.0, help="sampling temperature (as in training)")
     p.add_argument("--max-new-tokens", "--max_new_tokens", type=config.positive_int, default=512,
                    help="completion length limit")
     p.add_argument("--batch-size", "--batch_size", type=config.positive_int, default=4,
-                   help="samples per sampler call (x K sequences)")
+                   help="samples per sampler call (x G sequences)")
     p.add_argument("--seed", type=config.count, default=0, help="batch j is sampled with seed + j")
     p.add_argument("--min-iou-std", "--min_iou_std", type=config.non_negative, default=0.1,
-                   help="tvg/gqa keep: IoU std over K above this")
+                   help="tvg/gqa keep: IoU std over G above this")
     p.add_argument("--top-n", "--top_n", type=config.positive_int, default=None,
                    help="then keep only the N kept with the largest reward std; None = all kept")
     config.add_flags(p, *config.INPUT_FLAGS, "prompt_style")
@@ -261,7 +263,8 @@ def parse_args(argv=None):
 
 def sampling_settings(args):
     """Everything a sample's rewards depend on: the resume log must have been written with the same."""
-    keys = ("k", "temperature", "max_new_tokens", "batch_size", "seed", *video.VIDEO_FLAGS, "dtype", "prompt_style")
+    keys = ("group_size", "temperature", "max_new_tokens", "batch_size", "seed", *video.VIDEO_FLAGS, "dtype",
+            "prompt_style")
     return {"model": os.path.abspath(args.model), "data": os.path.abspath(args.data),
             **{k: getattr(args, k) for k in keys}}
 

@@ -1,7 +1,7 @@
 """select_data.py's resume log (safe to skip on a first read: it makes a long selection restartable, nothing more).
 
     selected.partial.jsonl   line 1: {"settings": the sampling settings, "model": a hash of the weights}
-                             then one JSON line per finished sample: id, task, key, K x [total, format, accuracy,
+                             then one JSON line per finished sample: id, task, key, G x [total, format, accuracy,
                              iou, right] (or the load error)
 
 A rerun skips every sample already in the log whose key (the row as written and its video file) is unchanged;

@@ -168,7 +168,7 @@ def test_select_data_refuses_an_output_that_is_its_input(init, toy_dir, tmp_path
     for case, (data_file, out) in outputs_onto_the_input(tmp_path, toy_dir, ".partial.jsonl").items():
         before = snapshot(data_file)
         with pytest.raises(video.DataError, match=f"would be written over --data {data_file} .the same file."):
-            sd.main(["--model", str(init), "--data", str(data_file), "--out", str(out), "--k", "2"])
+            sd.main(["--model", str(init), "--data", str(data_file), "--out", str(out), "--group-size", "2"])
         assert snapshot(data_file) == before, case
 
 

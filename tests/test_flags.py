@@ -59,8 +59,8 @@ BAD_FLAGS = [  # (command, flags, the flag the error must name)
     ("train.py", ["--toy-n", "3"], "--toy-n"),
     ("train.py", ["--skip-bad", "2"], "--skip-bad"),  # used to become False
     ("train.py", ["--freeze-vision", "y"], "--freeze-vision"),
-    ("select_data.py", ["--k", "0"], "--k"),
-    ("select_data.py", ["--k", "1"], "--k"),  # one completion never varies: nothing would be kept
+    ("select_data.py", ["--group-size", "0"], "--group-size"),
+    ("select_data.py", ["--group-size", "1"], "--group-size"),  # one completion never varies: nothing would be kept
     ("select_data.py", ["--batch-size", "0"], "--batch-size"),
     ("select_data.py", ["--top-n", "-1"], "--top-n"),  # used to keep all but one
     ("select_data.py", ["--top-n", "0"], "--top-n"),

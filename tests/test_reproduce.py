@@ -63,5 +63,5 @@ def test_quick_run_writes_table_and_figure(tmp_path):
     kept, rows = results[0]["rows"]
     assert 0 < kept <= rows // 2  # the selected subset is at most half of the rows
     sampled = json.loads((out / "seed-0" / "selected.report.json").read_text())["settings"]
-    assert (sampled["k"], sampled["temperature"]) == (toy.TOY_GRPO["group_size"], toy.TOY_GRPO["temperature"])
+    assert (sampled["group_size"], sampled["temperature"]) == (toy.TOY_GRPO["group_size"], toy.TOY_GRPO["temperature"])
     assert (out / "claims.png").stat().st_size > 0

@@ -40,11 +40,11 @@ def gqa_table(rights, ious):
 
 
 def test_reward_stats_worked_example():
-    """Mean and sample std (N - 1 = 3, as GRPO's advantage) of each reward part over the K = 4 completions: an mcq
+    """Mean and sample std (N - 1 = 3, as GRPO's advantage) of each reward part over the G = 4 completions: an mcq
     sample right 2 of 4 times has accuracy std sqrt(4 x 0.25 / 3) = 0.577; a tvg sample with IoU 0.2, 0.6, 0.2,
     0.6 has IoU std sqrt(4 x 0.04 / 3) = 0.231, and one with IoU 0.48-0.52 only sqrt(0.0008 / 3) = 0.016."""
     s = sd.reward_stats(MCQ_HALF)
-    assert s["k"] == 4
+    assert s["group_size"] == 4
     assert s["total_mean"] == 0.75 and s["total_std"] == pytest.approx(math.sqrt(4 * 0.25 ** 2 / 3))  # ±0.25
     assert s["format_mean"] == 1.0 and s["format_std"] == 0.0
     assert s["accuracy_mean"] == 0.5 and s["accuracy_std"] == pytest.approx(math.sqrt(1 / 3))
@@ -60,7 +60,7 @@ def test_reward_stats_worked_example():
 
 
 def test_keep_rule_mcq():
-    """An mcq sample is kept when 0 < #right < K: right half the time is kept; always right, or always wrong while
+    """An mcq sample is kept when 0 < #right < G: right half the time is kept; always right, or always wrong while
     only the format varies, is dropped (every completion would get the same accuracy, so no signal on the answer)."""
     assert sd.verdict(sd.reward_stats(MCQ_HALF), "mcq", 0.1) == "kept"
     assert sd.verdict(sd.reward_stats(MCQ_ALL_RIGHT), "mcq", 0.1) == "always_right"
@@ -120,7 +120,7 @@ def test_write_outputs_copies_original_lines(tmp_path):
     sel = sd.select([{"id": "a", "task": "mcq", "rewards": MCQ_ALL_RIGHT},
                      {"id": "b", "task": "mcq", "rewards": MCQ_HALF}], min_iou_std=0.1)
     out = tmp_path / "sel.jsonl"
-    settings = {"k": 4, "data": str(tmp_path / "train.jsonl")}  # the data's folder: lines copied as written
+    settings = {"group_size": 4, "data": str(tmp_path / "train.jsonl")}  # the data's folder: lines copied as written
     report = sd.write_outputs(sel, lines, out, settings)
     assert out.read_text() == lines["b"] + "\n"
     paths = sd.out_paths(out)
@@ -195,8 +195,9 @@ def toy_with_bad_rows(tmp_path_factory, toy_dir):
 
 
 def run_select(model, data_file, out, *extra):
-    sd.main(["--model", str(model), "--data", str(data_file), "--out", str(out), "--k", "4", "--max-new-tokens", "16",
-             "--batch-size", "2", "--max-frames", "4", "--min-iou-std", "0.05", "--seed", "3", *extra])  # seed 3:
+    sd.main(["--model", str(model), "--data", str(data_file), "--out", str(out), "--group-size", "4",
+             "--max-new-tokens", "16", "--batch-size", "2", "--max-frames", "4", "--min-iou-std", "0.05", "--seed", "3",
+             *extra])  # seed 3:
     # on these frames the warm model's samples split, 2 of 5 vary (test_select_end_to_end needs both kinds)
     return {k: p.read_bytes() for k, p in sd.out_paths(out).items()}
 
@@ -210,7 +211,7 @@ def first_run(tmp_path_factory, warm_model, toy_with_bad_rows):
 def test_select_end_to_end(first_run, toy_with_bad_rows):
     out, files = first_run
     header, *logged = [json.loads(line) for line in files["partial"].decode().splitlines()]
-    assert header["settings"]["k"] == 4
+    assert header["settings"]["group_size"] == 4
     tables = {r["id"]: r["rewards"] for r in logged if "rewards" in r}
     assert sorted(tables) == ["toy-00000", "toy-00001", "toy-00002", "toy-00003", "toy-00004"]
     assert all(len(t) == 4 and all(len(row) == 5 for row in t) for t in tables.values())
@@ -265,8 +266,8 @@ def test_select_torchrun_two_ranks_matches_one(first_run, warm_model, toy_with_b
     out, files = first_run
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
            str(ROOT / "select_data.py"), "--model", str(warm_model), "--data", str(toy_with_bad_rows),
-           "--out", str(tmp_path / "selected.jsonl"), "--k", "4", "--max-new-tokens", "16", "--batch-size", "2",
-           "--max-frames", "4", "--min-iou-std", "0.05", "--seed", "3"]
+           "--out", str(tmp_path / "selected.jsonl"), "--group-size", "4", "--max-new-tokens", "16",
+           "--batch-size", "2", "--max-frames", "4", "--min-iou-std", "0.05", "--seed", "3"]
     subprocess.run(cmd, check=True, cwd=ROOT, capture_output=True, timeout=300)
     paths = sd.out_paths(tmp_path / "selected.jsonl")
     assert paths["kept"].read_bytes() == files["kept"]
@@ -299,10 +300,11 @@ def test_selection_and_eval_see_the_videos_as_training_does():
 def test_resume_log_tries_failed_videos_again(tmp_path):
     """A video that failed to load (and may since have been fixed) is not counted as done on resume."""
     log = tmp_path / "sel.partial.jsonl"
-    log.write_text(json.dumps({"settings": {"k": 4}, "model": "m1"}) + "\n"
+    log.write_text(json.dumps({"settings": {"group_size": 4}, "model": "m1"}) + "\n"
                    + json.dumps({"id": "a", "task": "mcq", "key": "ka", "rewards": []}) + "\n"
                    + json.dumps({"id": "b", "task": "mcq", "key": "kb", "failed": "truncated file"}) + "\n")
-    assert list(selection_log.open_partial(log, {"k": 4}, "m1", {"a": "ka", "b": "kb"}, rank=0, world=1)) == ["a"]
+    done = selection_log.open_partial(log, {"group_size": 4}, "m1", {"a": "ka", "b": "kb"}, rank=0, world=1)
+    assert list(done) == ["a"]
 
 
 class DiesHalfway:
@@ -335,7 +337,7 @@ def test_a_kill_while_the_resume_log_is_rewritten_leaves_the_old_log_whole(tmp_p
     is renamed over the old one: here the write dies halfway and the old log is intact, and the next start resumes
     from it."""
     log = tmp_path / "sel.partial.jsonl"
-    log.write_text(json.dumps({"settings": {"k": 4}, "model": "m1"}) + "\n"
+    log.write_text(json.dumps({"settings": {"group_size": 4}, "model": "m1"}) + "\n"
                    + json.dumps({"id": "a", "task": "mcq", "key": "ka", "rewards": [[1.0, 1, 1, 0, 1]]}) + "\n"
                    + '{"id": "b", "task": "mc')  # torn by an earlier kill: this start rewrites the log
     before = log.read_bytes()
@@ -349,9 +351,10 @@ def test_a_kill_while_the_resume_log_is_rewritten_leaves_the_old_log_whole(tmp_p
         patch.setattr(io, "open", dying_open)  # pathlib's write_text opens through io.open
         patch.setattr(builtins, "open", dying_open)
         with pytest.raises(OSError, match="No space left on device"):
-            selection_log.open_partial(log, {"k": 4}, "m1", {"a": "ka", "b": "kb"}, rank=0, world=1)
+            selection_log.open_partial(log, {"group_size": 4}, "m1", {"a": "ka", "b": "kb"}, rank=0, world=1)
     assert log.read_bytes() == before
-    assert list(selection_log.open_partial(log, {"k": 4}, "m1", {"a": "ka", "b": "kb"}, rank=0, world=1)) == ["a"]
+    done = selection_log.open_partial(log, {"group_size": 4}, "m1", {"a": "ka", "b": "kb"}, rank=0, world=1)
+    assert list(done) == ["a"]
 
 
 @pytest.fixture
