@@ -11,13 +11,12 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 import eval as ev
 import model as vlm
 import select_data as sd
 import video
-from test_run_folder import ENV, ROOT, train, train_args, write_state
+from test_run_folder import ENV, ROOT, init, train, train_args, write_state  # init: a tiny model in HF format
 
 
 def snapshot(path):
@@ -34,16 +33,6 @@ def snapshot(path):
             if rel != ".lock":
                 files[rel] = f"link -> {os.readlink(full)}" if os.path.islink(full) else snapshot(full)
     return files
-
-
-@pytest.fixture(scope="module")
-def init(tmp_path_factory, toy_tok):
-    """A tiny random Qwen2.5-VL and the toy tokenizer in Hugging Face format."""
-    path = tmp_path_factory.mktemp("init")
-    torch.manual_seed(0)
-    vlm.load_model(vlm.tiny_config("qwen2_5_vl", toy_tok)).save_pretrained(path)
-    toy_tok.save_pretrained(path)
-    return path
 
 
 def refused_load(*args, **kwargs):
