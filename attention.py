@@ -150,4 +150,4 @@ AttentionInterface.register(VISION_ATTENTION, vision_attention)
 
 if __name__ == "__main__":
     raise SystemExit("attention.py is a library module, not a command: see train.py / eval.py / select_data.py / "
-                     "convert.py / toy.py")
+                     "convert.py")

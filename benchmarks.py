@@ -488,22 +488,6 @@ _DISCIPLINES = {
 MMVU_DISCIPLINES = {subject: d for d, subjects in _DISCIPLINES.items() for subject in subjects.split()}
 
 
-def main(argv=None):
-    import argparse
-    p = argparse.ArgumentParser(description="the paper's table: one line per benchmark, ours beside the paper's 7B",
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("metrics", nargs="+", help="metrics JSONs written by eval.py, one per benchmark file")
-    args = p.parse_args(argv)
-    evals = []
-    for path in args.metrics:
-        try:
-            evals.append(json.loads(Path(path).read_text(encoding="utf-8")))
-        except (OSError, json.JSONDecodeError) as e:
-            p.error(f"metrics {path}: {e}")
-        if not evals[-1].get("benchmarks"):
-            p.error(f"metrics {path} holds no benchmark section: was its data converted with a benchmark --from?")
-    print(paper_table(evals))
-
-
 if __name__ == "__main__":
-    main()
+    raise SystemExit("benchmarks.py is a library module, not a command: convert.py --from BENCHMARK converts a "
+                     "benchmark file, eval.py scores it, eval.py --table METRICS... prints the paper's table")

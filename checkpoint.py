@@ -356,4 +356,4 @@ def distinct(state):
 
 if __name__ == "__main__":
     raise SystemExit("checkpoint.py is a library module, not a command: see train.py / eval.py / select_data.py / "
-                     "convert.py / toy.py")
+                     "convert.py")

@@ -199,4 +199,4 @@ def parse_config(argv=None):
 
 if __name__ == "__main__":
     raise SystemExit("config.py is a library module, not a command: see train.py / eval.py / select_data.py / "
-                     "convert.py / toy.py")
+                     "convert.py")

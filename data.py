@@ -240,5 +240,5 @@ def _ends_thinking(template: str, tokenizer) -> bool:
 
 
 if __name__ == "__main__":
-    raise SystemExit("data.py is a library module, not a command (`python data.py toy|convert` are now toy.py and"
-                     " convert.py): see train.py / eval.py / select_data.py / convert.py / toy.py")
+    raise SystemExit("data.py is a library module, not a command (`python data.py toy|convert` are gone: train.py "
+                     "writes the toy world, convert.py converts): see train.py / eval.py / select_data.py / convert.py")

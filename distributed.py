@@ -179,4 +179,4 @@ def side_by_side(fn, runs, out):
 
 if __name__ == "__main__":
     raise SystemExit("distributed.py is a library module, not a command: see train.py / eval.py / select_data.py / "
-                     "convert.py / toy.py")
+                     "convert.py")

@@ -8,7 +8,7 @@ denominator).
 
 Rows converted from a public benchmark (benchmarks.py: MVBench, Video-MME, MMVU, TempCompass, ActivityNet,
 Charades-STA) are also read by that benchmark's own answer reader and aggregated as its evaluation does (overall,
-then per task / category / duration bucket), under `benchmarks`; `python benchmarks.py METRICS...` tabulates them
+then per task / category / duration bucket), under `benchmarks`; `python eval.py --table METRICS...` tabulates them
 beside the paper's numbers.
 
 Every row of the file is counted: n_rows = n_scored + n_failed. A row that read_jsonl rejects (a bad field, a missing
@@ -52,8 +52,8 @@ import video
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--model", **config.REQUIRED, help="checkpoint folder (weights + tokenizer)")
-    p.add_argument("--data", **config.REQUIRED, help="test JSONL (our schema)")
+    p.add_argument("--model", default=argparse.SUPPRESS, help="checkpoint folder (weights + tokenizer); required")
+    p.add_argument("--data", default=argparse.SUPPRESS, help="test JSONL (our schema); required")
     p.add_argument("--out", default=None, help="metrics JSON; None = MODEL/eval_<data stem>_<hash>.json")
     p.add_argument("--batch-size", "--batch_size", type=config.positive_int, default=4, help="prompts per sampler call")
     p.add_argument("--temperature", type=config.non_negative, default=0.0, help="0 = greedy")
@@ -63,7 +63,31 @@ def parse_args(argv=None):
     config.add_flags(p, *config.INPUT_FLAGS, "prompt_style")
     p.add_argument("--dtype", default=None, choices=config.DTYPES, help="None = bfloat16 on GPU, float32 on CPU")
     config.add_flags(p, "dist_timeout_minutes")
-    return p.parse_args(argv)
+    p.add_argument("--table", nargs="+", default=None, metavar="METRICS",
+                   help="instead: print the paper's table from these metrics JSONs of eval.py, one per benchmark file"
+                        " (no model, no --data)")
+    args = p.parse_args(argv)
+    given = [f"--{name}" for name in ("model", "data") if hasattr(args, name)]
+    if args.table and given:
+        p.error(f"--table reads metrics files only: drop {' and '.join(given)}")
+    if not args.table and len(given) < 2:
+        p.error("the following arguments are required: --model, --data (or --table METRICS...)")
+    return args
+
+
+def print_table(paths):
+    """--table: the paper's layout (benchmarks.paper_table), ours beside the paper's 7B numbers, from the metrics
+    JSONs eval.py wrote, one per benchmark file."""
+    evals = []
+    for path in paths:
+        try:
+            evals.append(json.loads(Path(path).read_text(encoding="utf-8")))
+        except (OSError, json.JSONDecodeError) as e:
+            raise SystemExit(f"eval.py --table {path}: {e}")
+        if not evals[-1].get("benchmarks"):
+            raise SystemExit(f"eval.py --table {path}: no benchmark section (was its data converted with a benchmark"
+                             " --from?)")
+    print(benchmarks.paper_table(evals))
 
 
 def writable(folder):
@@ -111,6 +135,8 @@ def refuse_replacing(out, data_path):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.table:
+        return print_table(args.table)
     rank, world, device = distributed.init(timeout_minutes=args.dist_timeout_minutes)
     args.dtype = args.dtype or ("bfloat16" if device.type == "cuda" else "float32")
     vlm.require_folder(args.model)  # inputs first: no model loads before they hold

@@ -149,4 +149,4 @@ def micro_batch_weight(aggregate, n_tokens, token_share, n_micro):
 
 if __name__ == "__main__":
     raise SystemExit("grpo.py is a library module, not a command: see train.py / eval.py / select_data.py / "
-                     "convert.py / toy.py")
+                     "convert.py")

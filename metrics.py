@@ -180,4 +180,4 @@ def evaluate(policy, tokenizer, rows, family, video_cfg, batch_size=4, temperatu
 
 if __name__ == "__main__":
     raise SystemExit("metrics.py is a library module, not a command: see train.py / eval.py / select_data.py / "
-                     "convert.py / toy.py")
+                     "convert.py")

@@ -456,4 +456,4 @@ def rollout(model, tokenizer, prompts, group_size, max_new_tokens, temperature=1
 
 if __name__ == "__main__":
     raise SystemExit("model.py is a library module, not a command: see train.py / eval.py / select_data.py / "
-                     "convert.py / toy.py")
+                     "convert.py")

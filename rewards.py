@@ -352,4 +352,4 @@ def score(completion, sample, w_accuracy=0.5, w_format=0.5, dual=True, style="vr
 
 if __name__ == "__main__":
     raise SystemExit("rewards.py is a library module, not a command: see train.py / eval.py / select_data.py / "
-                     "convert.py / toy.py")
+                     "convert.py")

@@ -265,4 +265,4 @@ def plot_curves(out):
 
 if __name__ == "__main__":
     raise SystemExit("run_folder.py is a library module, not a command: see train.py / eval.py / select_data.py / "
-                     "convert.py / toy.py")
+                     "convert.py")

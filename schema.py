@@ -245,4 +245,4 @@ def _check_segment(seg, duration) -> list[tuple[str, str]]:
 
 if __name__ == "__main__":
     raise SystemExit("schema.py is a library module, not a command: see train.py / eval.py / select_data.py / "
-                     "convert.py / toy.py")
+                     "convert.py")

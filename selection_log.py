@@ -106,4 +106,4 @@ def append_partial(path, results):
 
 if __name__ == "__main__":
     raise SystemExit("selection_log.py is a library module, not a command: see train.py / eval.py / select_data.py / "
-                     "convert.py / toy.py")
+                     "convert.py")

@@ -1,7 +1,7 @@
 """The synthetic toy world: short clips of a coloured shape sliding across a grey frame, with questions whose
 answers come from the generator's own parameters, and a small real tokenizer for its texts.
 
-    python toy.py --out toy --n 64 --seed 0      # 48 train / 16 test clips (32x32 mp4) + toy/tokenizer
+    toy.make_toy("toy", n=64, seed=0)     # 48 train / 16 test clips (32x32 mp4) + toy/tokenizer (train.py does it)
 
 It exists so that the whole method (SFT warm start, GRPO, selection, eval) runs end to end on a CPU in minutes,
 with the three tasks of the paper keeping their nature: mcq asks a colour, tvg a time span, gqa both. Each train
@@ -13,7 +13,6 @@ video token per 1 s block at the toy's video budget), and a mid-grey background,
 image normalisation, so a background pixel enters the vision tower as zero and a frame's features are its shape.
 """
 
-import argparse
 import json
 import os
 import random
@@ -22,7 +21,6 @@ import av
 import numpy as np
 import torch
 
-import config
 import metrics
 import model as vlm
 from data import SYSTEM, TASKS, VideoConfig, target_text, user_text
@@ -262,16 +260,7 @@ def as_flags(settings: dict) -> list[str]:
     return [f"--{k.replace('_', '-')}={spell(v)}" for k, v in settings.items()]
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description="write the synthetic toy dataset",
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--out", default="toy", help="folder: train.jsonl, test.jsonl, videos/, tokenizer/")
-    parser.add_argument("--n", type=config.toy_clips, default=64, help="clips: the first n - n//4 train, the rest test")
-    parser.add_argument("--seed", type=config.count, default=0, help="seeds the clips and their questions")
-    args = parser.parse_args(argv)
-    train, test = make_toy(args.out, args.n, args.seed)
-    print(f"wrote {train}, {test} and {args.out}/tokenizer")
-
-
 if __name__ == "__main__":
-    main()
+    raise SystemExit("toy.py is a library module, not a command: `python train.py` writes the toy world to "
+                     "runs/toy/toy-data; for the dataset alone, python -c \"import toy; toy.make_toy('toy', n=64, "
+                     "seed=0)\" (see train.py / eval.py / select_data.py / convert.py)")

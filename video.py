@@ -267,4 +267,4 @@ def patchify(frames: np.ndarray, family: str, cfg: VideoConfig = VideoConfig()) 
 
 if __name__ == "__main__":
     raise SystemExit("video.py is a library module, not a command: see train.py / eval.py / select_data.py / "
-                     "convert.py / toy.py")
+                     "convert.py")

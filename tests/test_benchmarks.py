@@ -286,7 +286,7 @@ def test_activitynet_equals_lmms_eval_temporal_grounding(monkeypatch):
 
 def test_eval_reports_each_benchmark_and_the_paper_table(tmp_path, capsys):
     """metrics.summarize adds each benchmark's official aggregate (overall, then per duration bucket) to the metrics;
-    `python benchmarks.py METRICS...` prints one line per benchmark with the paper's 7B number beside ours and
+    `python eval.py --table METRICS...` prints one line per benchmark with the paper's 7B number beside ours and
     the frame/pixel settings the run used."""
     vm = converted("videomme", "videomme_test.jsonl")[0]
     anet = converted("activitynet", "activitynet_val_1.json")[0][:2]
@@ -304,7 +304,7 @@ def test_eval_reports_each_benchmark_and_the_paper_table(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert "VideoMME (w/o sub): accuracy 50.0  (n=2)  [fps=2.0 max_frames=768 video_tokens=2048]" in printed
     (tmp_path / "m.json").write_text(json.dumps({**scores, "settings": settings}))
-    benchmarks.main([str(tmp_path / "m.json")])
+    ev.main(["--table", str(tmp_path / "m.json")])
     table = capsys.readouterr().out.splitlines()
     assert table[0].split()[:4] == ["benchmark", "metric", "ours", "paper"]
     charades_miou = [line for line in table if line.startswith("Charades-STA") and " mIoU " in line]
@@ -315,7 +315,7 @@ def test_table_refuses_metrics_without_a_benchmark_section(tmp_path):
     """A metrics file from rows that carry no benchmark is an error naming it, not an empty table."""
     (tmp_path / "plain.json").write_text(json.dumps({"mcq": {"accuracy": 0.5}}))
     with pytest.raises(SystemExit):
-        benchmarks.main([str(tmp_path / "plain.json")])
+        ev.main(["--table", str(tmp_path / "plain.json")])
 
 
 def test_subtitles_are_prompt_text_and_checked_like_it(tmp_path):
@@ -348,7 +348,7 @@ def test_eval_cli_on_benchmark_rows_prints_their_aggregates_and_settings(tiny, t
     m = json.loads((tmp_path / "m.json").read_text())
     assert m["benchmarks"]["mvbench"]["by_category"]["action_sequence"]["n"] == 1
     assert m["benchmarks"]["activitynet"]["overall"]["n"] == 1
-    benchmarks.main([str(tmp_path / "m.json")])
+    ev.main(["--table", str(tmp_path / "m.json")])
     assert [line.split()[0] for line in capsys.readouterr().out.splitlines()[1:]] == ["MVBench"] + ["ActivityNet"] * 4
 
 
@@ -357,6 +357,6 @@ def test_table_merges_a_benchmark_split_over_several_files(tmp_path, capsys):
     for k, (acc, n) in enumerate([(0.75, 4), (0.0, 1)]):
         section = {"mvbench": {"overall": {"n": n, "accuracy": acc, "n_unread": 0}}}
         (tmp_path / f"m{k}.json").write_text(json.dumps({"benchmarks": section, "settings": {"fps": 2.0}}))
-    benchmarks.main([str(tmp_path / "m0.json"), str(tmp_path / "m1.json")])
+    ev.main(["--table", str(tmp_path / "m0.json"), str(tmp_path / "m1.json")])
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2 and lines[1].split() == ["MVBench", "accuracy", "60.0", "-", "5", "fps=2.0"]

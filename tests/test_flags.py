@@ -16,7 +16,6 @@ import eval as evaluation
 import exercises
 import reproduce
 import select_data
-import toy
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 COMMANDS = {  # command -> its parser run on argv (required flags filled in)
@@ -24,7 +23,6 @@ COMMANDS = {  # command -> its parser run on argv (required flags filled in)
     "eval.py": lambda argv: evaluation.parse_args(["--model", "m", "--data", "d", *argv]),
     "select_data.py": lambda argv: select_data.parse_args(["--model", "m", "--data", "d", "--out", "o", *argv]),
     "reproduce.py": reproduce.parse_args,
-    "toy.py": toy.main,
     "bench.py": bench.main,
 }
 
@@ -78,8 +76,6 @@ BAD_FLAGS = [  # (command, flags, the flag the error must name)
     ("reproduce.py", ["--seeds", "0"], "--seeds"),  # used to run 3
     ("reproduce.py", ["--seeds", "1"], "--seeds"),  # one seed has no spread to judge a verdict by
     ("reproduce.py", ["--quick", "maybe"], "--quick"),
-    ("toy.py", ["--n", "0"], "--n"),
-    ("toy.py", ["--seed", "-1"], "--seed"),
     ("bench.py", ["--repeats", "0"], "--repeats"),
     ("bench.py", ["--layers", "0"], "--layers"),
     ("bench.py", ["--G", "4", "0"], "--G"),
@@ -92,8 +88,7 @@ def test_a_bad_flag_is_refused_when_parsed_naming_the_flag(command, flags, named
     """The command stops at parsing (argparse's exit status 2) and its one-line error names the flag."""
     def accepted(*args, **kwargs):
         raise AssertionError(f"{command} {' '.join(flags)} was accepted")
-    monkeypatch.setattr(toy, "make_toy", accepted)  # toy.py and bench.py would get to work on a flag they took
-    monkeypatch.setattr(bench, "bench_config", accepted)
+    monkeypatch.setattr(bench, "bench_config", accepted)  # bench.py would get to work on a flag it took
     with pytest.raises(SystemExit) as stop:
         COMMANDS[command](flags)
     error = capsys.readouterr().err.splitlines()[-1]
@@ -129,7 +124,6 @@ HELP = [  # (command, argv for --help, flags that must be given and so have no d
     ("eval.py", ["--help"], ("--model", "--data")),
     ("select_data.py", ["--help"], ("--model", "--data", "--out")),
     ("reproduce.py", ["--help"], ()),
-    ("toy.py", ["--help"], ()),
     ("bench.py", ["--help"], ()),
     ("convert.py", ["--help"], ("--from",)),
     ("exercises.py", ["start", "--help"], ()),
@@ -149,7 +143,7 @@ def test_help_shows_every_default(command, argv, required, capsys):
 
 
 LIBRARY = ["rewards", "video", "model", "grpo", "checkpoint", "data", "attention", "run_folder", "distributed",
-           "config", "metrics", "selection_log", "schema"]
+           "config", "metrics", "selection_log", "schema", "toy"]
 
 
 @pytest.mark.parametrize("module", LIBRARY)
@@ -160,4 +154,5 @@ def test_a_library_module_run_as_a_command_says_so(module):
                           timeout=300, env=dict(os.environ, CUDA_VISIBLE_DEVICES=""))
     assert proc.returncode != 0
     assert f"{module}.py is a library module, not a command" in proc.stderr and "train.py" in proc.stderr
-    assert module != "data" or "toy.py and convert.py" in proc.stderr
+    assert module != "data" or "convert.py" in proc.stderr
+    assert module != "toy" or "toy.make_toy" in proc.stderr  # and how to write the toy dataset alone

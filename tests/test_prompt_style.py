@@ -247,14 +247,14 @@ def test_eval_and_select_data_score_in_the_style_they_are_given(toy_dir, monkeyp
     import types
     tok = toy.toy_tokenizer()
     row = next(r for r in schema.load_jsonl(str(toy_dir / "train.jsonl")) if r["task"] == "tvg")
-    fixed = lambda policy, tok, samples, k, *a, **kw: types.SimpleNamespace(
-        texts=["<think>t</think><answer>1.0 to 2.0</answer>"] * (len(samples) * k),
-        truncated=torch.zeros(len(samples) * k, dtype=torch.bool))
+    fixed = lambda policy, tok, samples, group_size, *a, **kw: types.SimpleNamespace(
+        texts=["<think>t</think><answer>1.0 to 2.0</answer>"] * (len(samples) * group_size),
+        truncated=torch.zeros(len(samples) * group_size, dtype=torch.bool))
     monkeypatch.setattr(metrics.vlm, "rollout", fixed)
     video_cfg = data.VideoConfig(max_frames=4)
     for style, fmt in [("vrl", 1.0), ("temporal_r1", 0.0)]:
         (record,), _ = metrics.answer(None, tok, [row], "qwen2_5_vl", video_cfg, progress=False, style=style)
         assert record["format"] == fmt
-        args = types.SimpleNamespace(k=2, max_new_tokens=8, temperature=1.0, prompt_style=style)
+        args = types.SimpleNamespace(group_size=2, max_new_tokens=8, temperature=1.0, prompt_style=style)
         (result,) = select_data.sample_chunk(None, tok, [row], "qwen2_5_vl", video_cfg, args, seed=0)
         assert [parts[1] for parts in result["rewards"]] == [fmt, fmt]

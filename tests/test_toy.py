@@ -111,8 +111,9 @@ def test_toy_tokenizer(toy_dir, toy_tok):
         assert len(toy_tok(data.target_text(row))["input_ids"]) < 40  # short completions: fast CPU training
 
 
-def test_toy_command(tmp_path):
-    toy.main(["--out", str(tmp_path / "t"), "--n", "4", "--seed", "3"])
+def test_toy_dataset_alone(tmp_path):
+    """make_toy(n=4): the first n - n // 4 clips are the train split, the rest the test split."""
+    toy.make_toy(str(tmp_path / "t"), n=4, seed=3)
     assert len(schema.load_jsonl(str(tmp_path / "t/train.jsonl"))) == 3
     assert len(schema.load_jsonl(str(tmp_path / "t/test.jsonl"))) == 1
     assert (tmp_path / "t/tokenizer/tokenizer.json").exists()
