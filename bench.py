@@ -39,7 +39,8 @@ from transformers.utils import logging as hf_logging
 
 import attention
 import data
-from config import DTYPES, add_switch, positive_int
+from config import DTYPES
+from flags import add_switch, positive_int
 import model as vlm
 import toy
 

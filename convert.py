@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 import benchmarks
-import config
+import flags
 from data import GROUNDING_QUESTION
 from schema import letters, refuse_overwriting_inputs
 from video import DataError
@@ -172,7 +172,7 @@ def main(argv=None):
     benchmark_help = "; ".join(f"{name}: {b.about}" for name, b in benchmarks.BENCHMARKS.items())
     parser = argparse.ArgumentParser(description="convert a public dataset file to our JSONL schema",
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--from", dest="fmt", **config.REQUIRED, choices=FORMATS,
+    parser.add_argument("--from", dest="fmt", **flags.REQUIRED, choices=FORMATS,
                         help=f"the format of INP; the paper's evaluation benchmarks are {benchmark_help}")
     parser.add_argument("inp", help="the public file")
     parser.add_argument("out", help="the JSONL written")

@@ -42,6 +42,7 @@ import torch
 
 import benchmarks
 import config
+import flags
 import distributed
 import metrics
 import model as vlm
@@ -55,11 +56,11 @@ def parse_args(argv=None):
     p.add_argument("--model", default=argparse.SUPPRESS, help="checkpoint folder (weights + tokenizer); required")
     p.add_argument("--data", default=argparse.SUPPRESS, help="test JSONL (our schema); required")
     p.add_argument("--out", default=None, help="metrics JSON; None = MODEL/eval_<data stem>_<hash>.json")
-    p.add_argument("--batch-size", "--batch_size", type=config.positive_int, default=4, help="prompts per sampler call")
-    p.add_argument("--temperature", type=config.non_negative, default=0.0, help="0 = greedy")
-    p.add_argument("--max-new-tokens", "--max_new_tokens", type=config.positive_int, default=512,
+    p.add_argument("--batch-size", "--batch_size", type=flags.positive_int, default=4, help="prompts per sampler call")
+    p.add_argument("--temperature", type=flags.non_negative, default=0.0, help="0 = greedy")
+    p.add_argument("--max-new-tokens", "--max_new_tokens", type=flags.positive_int, default=512,
                    help="answer length limit")
-    p.add_argument("--seed", type=config.count, default=0, help="used when --temperature > 0")
+    p.add_argument("--seed", type=flags.count, default=0, help="used when --temperature > 0")
     config.add_flags(p, *config.INPUT_FLAGS, "prompt_style")
     p.add_argument("--dtype", default=None, choices=config.DTYPES, help="None = bfloat16 on GPU, float32 on CPU")
     config.add_flags(p, "dist_timeout_minutes")

@@ -34,6 +34,7 @@ import time
 import numpy as np
 
 import config
+import flags
 import distributed
 import schema
 import toy
@@ -58,8 +59,8 @@ def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("--out", default="runs/reproduce", help="table.md, claims.png, results.json, a folder per seed")
-    config.add_switch(p, "--quick", help="a few minutes: 96 clips, short runs, 2 seeds")
-    p.add_argument("--seeds", type=config.at_least_two, default=None,
+    flags.add_switch(p, "--quick", help="a few minutes: 96 clips, short runs, 2 seeds")
+    p.add_argument("--seeds", type=flags.at_least_two, default=None,
                    help="seeds (a verdict needs the spread of two or more); None = 5, or 2 with --quick")
     return p.parse_args(argv)
 

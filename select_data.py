@@ -57,6 +57,7 @@ import torch
 from tqdm import tqdm
 
 import config
+import flags
 import data
 import distributed
 import model as vlm
@@ -240,20 +241,20 @@ def sample_chunk(policy, tokenizer, rows, family, video_cfg, args, seed):
 def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    p.add_argument("--model", **config.REQUIRED, help="checkpoint folder (weights + tokenizer)")
-    p.add_argument("--data", **config.REQUIRED, help="training JSONL (our schema)")
-    p.add_argument("--out", **config.REQUIRED, help="kept rows go here; report, histogram and resume log next to it")
-    p.add_argument("--group-size", "--group_size", type=config.at_least_two, default=8,
+    p.add_argument("--model", **flags.REQUIRED, help="checkpoint folder (weights + tokenizer)")
+    p.add_argument("--data", **flags.REQUIRED, help="training JSONL (our schema)")
+    p.add_argument("--out", **flags.REQUIRED, help="kept rows go here; report, histogram and resume log next to it")
+    p.add_argument("--group-size", "--group_size", type=flags.at_least_two, default=8,
                    help="G, completions per sample (as a GRPO step samples them)")
-    p.add_argument("--temperature", type=config.positive, default=1.0, help="sampling temperature (as in training)")
-    p.add_argument("--max-new-tokens", "--max_new_tokens", type=config.positive_int, default=512,
+    p.add_argument("--temperature", type=flags.positive, default=1.0, help="sampling temperature (as in training)")
+    p.add_argument("--max-new-tokens", "--max_new_tokens", type=flags.positive_int, default=512,
                    help="completion length limit")
-    p.add_argument("--batch-size", "--batch_size", type=config.positive_int, default=4,
+    p.add_argument("--batch-size", "--batch_size", type=flags.positive_int, default=4,
                    help="samples per sampler call (x G sequences)")
-    p.add_argument("--seed", type=config.count, default=0, help="batch j is sampled with seed + j")
-    p.add_argument("--min-iou-std", "--min_iou_std", type=config.non_negative, default=0.1,
+    p.add_argument("--seed", type=flags.count, default=0, help="batch j is sampled with seed + j")
+    p.add_argument("--min-iou-std", "--min_iou_std", type=flags.non_negative, default=0.1,
                    help="tvg/gqa keep: IoU std over G above this")
-    p.add_argument("--top-n", "--top_n", type=config.positive_int, default=None,
+    p.add_argument("--top-n", "--top_n", type=flags.positive_int, default=None,
                    help="then keep only the N kept with the largest reward std; None = all kept")
     config.add_flags(p, *config.INPUT_FLAGS, "prompt_style")
     p.add_argument("--dtype", default=None, choices=config.DTYPES, help="None = bfloat16 on GPU, float32 on CPU")

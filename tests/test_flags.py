@@ -11,6 +11,7 @@ import pytest
 
 import bench
 import config
+import flags
 import convert
 import eval as evaluation
 import exercises
@@ -116,7 +117,7 @@ def test_booleans_are_bare_switches_or_true_false_spellings():
     assert config.parse_config([]).scale_advantages is True  # a default stays as it is
     assert reproduce.parse_args(["--quick"]).quick is True
     assert reproduce.parse_args(["--quick", "false", "--seeds", "2"]).quick is False
-    assert [config.boolean(s) for s in ("TRUE", "no", "On", "0")] == [True, False, True, False]
+    assert [flags.boolean(s) for s in ("TRUE", "no", "On", "0")] == [True, False, True, False]
 
 
 HELP = [  # (command, argv for --help, flags that must be given and so have no default)
@@ -143,7 +144,7 @@ def test_help_shows_every_default(command, argv, required, capsys):
 
 
 LIBRARY = ["rewards", "video", "model", "grpo", "checkpoint", "data", "attention", "run_folder", "distributed",
-           "config", "metrics", "selection_log", "schema", "toy"]
+           "config", "metrics", "selection_log", "schema", "toy", "flags"]
 
 
 @pytest.mark.parametrize("module", LIBRARY)
