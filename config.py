@@ -108,7 +108,8 @@ class Config:
     toy_labelled: int = arg(24, "toy train rows the SFT warm start sees (GRPO sees them all)", positive_int)
     toy_sft_steps: int = arg(150, "toy SFT warm-start steps", count)
     toy_grpo_steps: int = arg(100, "toy GRPO steps", positive_int)
-    toy_seeds: int = arg(3, "toy runs, seeds --seed, --seed + 1, ...: the table shows the mean and the spread",
+    toy_seeds: int = arg(2, "toy runs, seeds --seed, --seed + 1, ... (one per core of a 2-core machine): the table"
+                         " shows the mean and the spread",
                          positive_int)
 
 
