@@ -229,4 +229,4 @@ def test_transformers_4_51_reads_the_checkpoint(run, toy_dir, transformers_4_51)
     assert got["missing"] == [] and got["unexpected"] == []
     export = Qwen2_5_VLForConditionalGeneration.from_pretrained(ckpt, dtype=torch.float32).state_dict()
     assert {k.replace("model.language_model.", "model.").replace("model.visual.", "visual."): v.sum().item()
-            for k, v in export.items()} == got["weights"]
+            for k, v in export.items()} == pytest.approx(got["weights"], rel=1e-6)  # a sum's order may differ
