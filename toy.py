@@ -223,8 +223,8 @@ def results_table(results: list, chance: dict) -> str:
 
 # `python train.py` with no --model, and every arm of reproduce.py: its own budget, so that the toy run keeps its time
 # whatever the release's defaults. Video: 2 fps, at most 16 frames, each 32x32 frame 28x28 (one video token per 1 s
-# block). Model: a Qwen3-VL of hidden 128, 4 layers (0.9 M parameters), its vision tower random and frozen. Why each number:
-# docs/toy.md.
+# block). Model: a Qwen3-VL of hidden 128, 4 layers (0.9 M parameters), its vision tower random and frozen. Why
+# each number: docs/toy.md.
 TOY_MODEL = dict(hidden=128, layers=4, vision_init=0.1)
 TOY_FAMILY = "qwen3_vl"
 TOY_VIDEO = dict(fps=2.0, min_frames=4, max_frames=16, video_tokens=16, frame_min_tokens=1)

@@ -20,7 +20,9 @@ def test_make_toy_layout_and_split(toy_dir, toy_tok):
     assert sorted(p.name for p in (toy_dir / "videos").iterdir()) == [f"toy_{i:05d}.mp4" for i in range(6)]
     assert [r["task"] for r in train + test] == ["mcq", "tvg", "gqa"] * 2
     for r in train + test:
-        assert 4 <= r["duration"] <= 8 and all(2 * x == int(2 * x) for x in r.get("segment", []))
+        assert 4 <= r["duration"] <= 8 and all(x == int(x) for x in r.get("segment", []))  # whole seconds
+        if "segment" in r:  # the moment lasts 1 s to half its clip
+            assert 1 <= r["segment"][1] - r["segment"][0] <= r["duration"] // 2 and r["segment"][1] <= r["duration"]
     saved = PreTrainedTokenizerFast.from_pretrained(str(toy_dir / "tokenizer"))
     assert saved.get_vocab() == toy_tok.get_vocab() and saved.eos_token == "<|im_end|>"
 
@@ -43,7 +45,9 @@ def test_each_train_clip_has_a_caption_of_what_it_shows(toy_dir):
     assert [c["video"] for c in captions] == [r["video"] for r in train]
     for row, c in zip(train, captions):
         assert c["task"] == "caption" and c["question"] == "Describe the video." and c["duration"] == row["duration"]
-        colour, kind = c["caption"].split()[1:3]  # "A red circle slides left."
+        colour, kind = c["caption"].split()[1:3]  # "A red circle slides left from 2.0 to 4.0 seconds."
+        if "segment" in row:  # the caption says when, as the row's ground truth
+            assert c["caption"].endswith(f" from {row['segment'][0]:.1f} to {row['segment'][1]:.1f} seconds.")
         if row["task"] == "tvg":
             assert row["question"] == f"When is the {colour} {kind} visible?"
         else:
@@ -62,6 +66,8 @@ def test_chance_levels_worked_example():
     random_tvg, whole_tvg = (float(x.split()[-1]) for x in levels["tvg/mIoU"].split(", "))
     assert whole_tvg == 1.0 and 0.2 < random_tvg < 1.0
     assert levels["gqa/mIoU"].endswith("whole clip 0.50")
+    # Acc@GQA: the whole 4 s clip has IoP 2/4 = 0.5 >= 0.5 against [0, 2], so a random option of 4 scores 0.25
+    assert levels["gqa/Acc@GQA"] == "random option and whole clip 0.25"
 
 
 def colour_masks(frames, colour):
