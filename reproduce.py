@@ -1,6 +1,6 @@
 """reproduce.py: the paper's three claims in miniature on the toy world, a few seeds each, verdicts computed.
 
-    python reproduce.py              # 5 seeds -> runs/reproduce/table.md and claims.png
+    python reproduce.py              # 5 seeds, B = 50 steps per arm -> runs/reproduce/table.md and claims.png
     python reproduce.py --quick      # a few minutes: fewer clips and steps, 2 seeds (what the tests run)
 
 Per seed s, from one warm start W_s (the tiny toy model pre-trained on the captions of the train clips, then SFT
@@ -12,7 +12,9 @@ process, as a user would run it, so each arm's folder holds its log, metrics and
   2. Data efficiency: GRPO for B steps on the rows that select_data.py keeps with W_s (at most half of them) vs
      on all rows vs on a random subset of the same size; and the online form of the selection: GRPO on all rows
      with --min-group-std, each step's groups whose rewards barely vary left out of the update. Every GRPO arm
-     samples the same number of rollouts (B steps x 8 prompts x G).
+     samples the same number of rollouts (B steps x 8 prompts x G). These four arms also score the test split
+     every B/5 steps during training, which gives the second measure of "less data": the steps (and so rollouts)
+     each arm takes to reach the test reward that the all-rows arm ends with.
   3. Dual reward: GRPO for B steps with gqa rewarded by (1[option right] + IoU) / 2 vs by 1[option right] alone.
 
 A verdict compares two arms by their difference d_s on each seed: "holds" when the mean of d lies more than two
@@ -36,6 +38,7 @@ import numpy as np
 import config
 import flags
 import distributed
+import run_folder
 import schema
 import toy
 
@@ -43,6 +46,7 @@ ROOT = os.path.dirname(os.path.abspath(__file__))
 ONLINE_MIN_STD = 0.1  # the online arm drops groups whose rewards' std is below this (--min-group-std)
 
 ARMS = ("warm", "grpo", "sft", "selected", "random", "online", "answer_only")
+CURVE_ARMS = ("grpo", "selected", "random", "online")  # the data-efficiency arms ("grpo" = all rows)
 # (claim, metric, split, arm a, arm b, kind): kind "better" = a beats b, "no worse" = a is not beaten by b
 COMPARISONS = [
     ("1. RL vs SFT", "reward", "test", "grpo", "sft", "better"),
@@ -62,15 +66,18 @@ def parse_args(argv=None):
     flags.add_switch(p, "--quick", help="a few minutes: 96 clips, short runs, 2 seeds")
     p.add_argument("--seeds", type=flags.at_least_two, default=None,
                    help="seeds (a verdict needs the spread of two or more); None = 5, or 2 with --quick")
+    p.add_argument("--steps", type=flags.positive_int, default=None,
+                   help="B, the steps of every arm after the warm start; None = 50 (5 seeds on 2 cores in about 40"
+                        " min), or 8 with --quick")
     return p.parse_args(argv)
 
 
 def settings(args):
-    """The toy default's Config with reproduce's folder and budget; B = toy_grpo_steps for every arm."""
-    cfg = config.Config(out=args.out)
+    """The toy default's Config with reproduce's folder and budget: toy_grpo_steps holds B, every arm's steps."""
+    cfg = config.Config(out=args.out, toy_grpo_steps=50)
     if args.quick:
         cfg = dataclasses.replace(cfg, toy_n=96, toy_pretrain_steps=100, toy_sft_steps=150, toy_grpo_steps=8)
-    return cfg
+    return dataclasses.replace(cfg, toy_grpo_steps=args.steps or cfg.toy_grpo_steps)
 
 
 def write_ood(cfg):
@@ -111,7 +118,7 @@ def warm_start(cfg, seed, labelled):
 
 def arm(cfg, seed, name, start, data_file, **changes):
     """B more steps from the warm start: GRPO (the toy default's) unless changes say otherwise -> last checkpoint."""
-    run = dict(toy.TOY_SFT if changes.get("mode") == "sft" else toy.TOY_GRPO, eval_every=0, **changes)
+    run = {**(toy.TOY_SFT if changes.get("mode") == "sft" else toy.TOY_GRPO), "eval_every": 0, **changes}
     if run["mode"] == "sft":  # the same prompts per step as GRPO, at GRPO's learning rate
         run.update(batch_size=toy.TOY_GRPO["batch_size"], pack_prompts=toy.TOY_GRPO["pack_prompts"],
                    schedule="constant", warmup_steps=0, lr=toy.TOY_GRPO["lr"])
@@ -140,21 +147,43 @@ def select_rows(cfg, seed, start, train_file):
 
 
 def seed_runs(cfg, seed, files, ood_file):
-    """Every arm of one seed -> {arm: {"test": metrics, "ood": metrics}, "rows": (kept, all)}."""
+    """Every arm of one seed -> {arm: {"test": metrics, "ood": metrics}, "rows": (kept, all), "curves": {arm:
+    [[step, test reward], ...]} of the data-efficiency arms}."""
     train_file, labelled, test_file = files
     warm = warm_start(cfg, seed, labelled)  # in OUT/seed-S/sft, as the toy default's
     selected, rand = select_rows(cfg, seed, warm, train_file)
+    curve = dict(test_data=test_file, eval_every=eval_every(cfg.toy_grpo_steps))  # the test reward during the run
     finals = {"warm": warm,
-              "grpo": arm(cfg, seed, "grpo", warm, train_file),
+              "grpo": arm(cfg, seed, "grpo", warm, train_file, **curve),
               "sft": arm(cfg, seed, "more_sft", warm, train_file, mode="sft"),
-              "selected": arm(cfg, seed, "selected", warm, selected),
-              "random": arm(cfg, seed, "random", warm, rand),
-              "online": arm(cfg, seed, "online", warm, train_file, min_group_std=ONLINE_MIN_STD),
+              "selected": arm(cfg, seed, "selected", warm, selected, **curve),
+              "random": arm(cfg, seed, "random", warm, rand, **curve),
+              "online": arm(cfg, seed, "online", warm, train_file, min_group_std=ONLINE_MIN_STD, **curve),
               "answer_only": arm(cfg, seed, "answer_only", warm, train_file, reward="answer")}
     scores = {name: {"test": toy.toy_evaluate(path, test_file), "ood": toy.toy_evaluate(path, ood_file)}
               for name, path in finals.items()}
     scores["rows"] = (len(open(selected).readlines()), len(open(train_file).readlines()))
+    scores["curves"] = {name: test_curve(os.path.dirname(finals[name])) for name in CURVE_ARMS}
     return scores
+
+
+def eval_every(steps):
+    """The data-efficiency arms score the test split 5 times in a run of B steps (every step if B < 5)."""
+    return max(1, steps // 5)
+
+
+def test_curve(folder):
+    """An arm's test reward at each step train.py measured it (its metrics.jsonl) -> [[step, reward], ...]."""
+    measured = {}
+    for row, _ in run_folder.read_log(os.path.join(folder, "metrics.jsonl")):
+        if "test/reward" in row:
+            measured[row["step"]] = row["test/reward"]  # a resumed run logs its steps again: the last one counts
+    return sorted([step, reward] for step, reward in measured.items())
+
+
+def steps_to_reach(curve, target):
+    """The first measured step whose test reward is at least `target`, or None if the run never gets there."""
+    return next((step for step, reward in curve if reward >= target), None)
 
 
 def value(scores, arm_name, split, metric):
@@ -195,14 +224,32 @@ def table(results, minutes, steps):
         whole = "does not hold" if "does not hold" in vs else "holds" if all(v == "holds" for v in vs) \
             else "within noise"
         lines.append(f"| {claim} | {whole} |")
+    lines += ["", *reach_table(results, steps)]
     warm = np.mean([r["warm"]["test"]["reward"] for r in results])
     lines += ["", f"Measured in {minutes:.1f} min; warm start = caption pre-training, then SFT on the labelled part"
                   f" (test reward {warm:.3f})."]
     return "\n".join(lines) + "\n"
 
 
+def reach_table(results, steps):
+    """The second measure of "less data": per data-efficiency arm, the steps each seed took to reach the test
+    reward that the all-rows arm ends with (its own in-run evals; "-" = not within the B steps)."""
+    every, rollouts = eval_every(steps), toy.TOY_GRPO["batch_size"] * toy.TOY_GRPO["group_size"]
+    lines = [f"Steps to reach the all-rows arm's test reward at step {steps} (each arm scores the test split every"
+             f" {every} steps; one step = {rollouts} rollouts; - = not reached within {steps} steps):",
+             "", "| arm | steps per seed | seeds that reach it | median steps |", "|---|---|---|---|"]
+    for name in CURVE_ARMS:
+        reached = [steps_to_reach(r["curves"][name], r["curves"]["grpo"][-1][1]) for r in results]
+        found = [n for n in reached if n is not None]
+        median = f"{np.median(found):g}" if len(found) == len(reached) else "-"
+        lines.append(f"| {'all' if name == 'grpo' else name} | " + " ".join("-" if n is None else str(n)
+                     for n in reached) + f" | {len(found)} of {len(reached)} | {median} |")
+    return lines
+
+
 def plot(results, path):
-    """claims.png: one panel per claim, each arm's mean with one dot per seed."""
+    """claims.png: one panel per claim, each arm's mean with one dot per seed, and claim 2's test reward along the
+    run."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -211,7 +258,7 @@ def plot(results, path):
               ("2. data efficiency: test reward", [("all", "test"), ("selected", "test"), ("random", "test"),
                                                   ("online", "test")], "reward"),
               ("3. dual reward: gqa mIoU", [("answer_only", "test"), ("grpo", "test")], "gqa/mIoU")]
-    fig, axes = plt.subplots(1, 3, figsize=(12, 3.2))
+    fig, axes = plt.subplots(1, 4, figsize=(16, 3.2))
     for ax, (title, bars, metric) in zip(axes, panels):
         for x, (a, split) in enumerate(bars):
             values = [value(r, a, split, metric) for r in results]
@@ -219,6 +266,14 @@ def plot(results, path):
             ax.plot([x] * len(values), values, "k.", ms=5)
         ax.set_xticks(range(len(bars)), [f"{a}\n({s})" for a, s in bars], fontsize=7)
         ax.set_title(title, fontsize=9)
+    ax = axes[3]  # claim 2's second measure: the test reward along the run, the mean over seeds
+    for name in CURVE_ARMS:
+        steps_measured = [step for step, _ in results[0]["curves"][name]]
+        mean = np.mean([[reward for _, reward in r["curves"][name]] for r in results], axis=0)
+        ax.plot(steps_measured, mean, "o-", ms=3, label="all" if name == "grpo" else name)
+    ax.set_xlabel("step", fontsize=7)
+    ax.legend(fontsize=7)
+    ax.set_title("2. data efficiency: test reward along the run", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=80)
     plt.close(fig)
