@@ -43,8 +43,8 @@ def test_steps_to_reach_worked_example():
 
 def test_table_verdicts_come_from_the_numbers():
     def seed(grpo, sft):
-        arm = lambda reward, miou=0.5: {"test": {"reward": reward, "gqa/accuracy": 0.5, "gqa/mIoU": miou},
-                                        "ood": {"reward": reward - 0.1}}
+        arm = lambda reward, miou=0.5: {"test": {"reward": reward, "tvg/mIoU": reward - 0.2, "gqa/accuracy": 0.5,
+                                                 "gqa/mIoU": miou}, "ood": {"reward": reward - 0.1, "tvg/mIoU": reward - 0.3}}
         curves = {"grpo": [[4, grpo - 0.1], [8, grpo]], "selected": [[4, grpo], [8, grpo]],
                   "random": [[4, grpo - 0.2], [8, grpo - 0.1]], "online": [[4, grpo - 0.1], [8, grpo]]}
         return {"warm": arm(0.6), "grpo": arm(grpo), "sft": arm(sft), "selected": arm(grpo), "random": arm(grpo),
