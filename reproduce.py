@@ -8,7 +8,8 @@ on the labelled part, as `python train.py`; every stage is a train.py or select_
 process, as a user would run it, so each arm's folder holds its log, metrics and checkpoint):
   1. RL vs SFT: W_s + B steps of GRPO  vs  W_s + B steps of SFT, both on the whole train split (same prompts and
      batch size; SFT reads the ground truth). Scored on the test split (in domain) and on a variant of the toy world
-     that no stage trains on: clips of 10-14 s instead of 4-8 (out of domain).
+     that no stage trains on: clips of 10-14 s instead of 4-8 (out of domain); by tvg mIoU, the paper's metric
+     for grounding, and by the test reward.
   2. Data efficiency: GRPO for B steps on the rows that select_data.py keeps with W_s (at most half of them) vs
      on all rows vs on a random subset of the same size; and the online form of the selection: GRPO on all rows
      with --min-group-std, each step's groups whose rewards barely vary left out of the update. Every GRPO arm
@@ -72,8 +73,8 @@ def parse_args(argv=None):
     p.add_argument("--seeds", type=flags.at_least_two, default=None,
                    help="seeds (a verdict needs the spread of two or more); None = 5, or 2 with --quick")
     p.add_argument("--steps", type=flags.positive_int, default=None,
-                   help="B, the steps of every arm after the warm start; None = 50 (5 seeds on 2 cores in about 40"
-                        " min), or 8 with --quick")
+                   help="B, the steps of every arm after the warm start; None = 50 (5 seeds took 32 min on 2"
+                        " cores), or 8 with --quick")
     return p.parse_args(argv)
 
 
@@ -258,8 +259,8 @@ def plot(results, path):
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    panels = [("1. RL vs SFT: test reward", [("warm", "test"), ("sft", "test"), ("grpo", "test"),
-                                            ("warm", "ood"), ("sft", "ood"), ("grpo", "ood")], "reward"),
+    panels = [("1. RL vs SFT: tvg mIoU (test, ood)", [("warm", "test"), ("sft", "test"), ("grpo", "test"),
+                                                     ("warm", "ood"), ("sft", "ood"), ("grpo", "ood")], "tvg/mIoU"),
               ("2. data efficiency: test reward", [("all", "test"), ("selected", "test"), ("random", "test"),
                                                   ("online", "test")], "reward"),
               ("3. dual reward: gqa mIoU", [("answer_only", "test"), ("grpo", "test")], "gqa/mIoU")]

@@ -77,6 +77,7 @@ BAD_FLAGS = [  # (command, flags, the flag the error must name)
     ("reproduce.py", ["--seeds", "0"], "--seeds"),  # used to run 3
     ("reproduce.py", ["--seeds", "1"], "--seeds"),  # one seed has no spread to judge a verdict by
     ("reproduce.py", ["--quick", "maybe"], "--quick"),
+    ("reproduce.py", ["--steps", "0"], "--steps"),  # B steps per arm: at least one
     ("bench.py", ["--repeats", "0"], "--repeats"),
     ("bench.py", ["--layers", "0"], "--layers"),
     ("bench.py", ["--G", "4", "0"], "--G"),
