@@ -169,7 +169,7 @@ def seed_runs(cfg, seed, files, ood_file):
     scores = {name: {"test": toy.toy_evaluate(path, test_file), "ood": toy.toy_evaluate(path, ood_file)}
               for name, path in finals.items()}
     scores["rows"] = (len(open(selected).readlines()), len(open(train_file).readlines()))
-    scores["curves"] = {name: test_curve(os.path.dirname(finals[name])) for name in CURVE_ARMS}
+    scores["curves"] = {name: reward_curve(os.path.dirname(finals[name])) for name in CURVE_ARMS}
     return scores
 
 
@@ -178,7 +178,7 @@ def eval_every(steps):
     return max(1, steps // 5)
 
 
-def test_curve(folder):
+def reward_curve(folder):
     """An arm's test reward at each step train.py measured it (its metrics.jsonl) -> [[step, reward], ...]."""
     measured = {}
     for row, _ in run_folder.read_log(os.path.join(folder, "metrics.jsonl")):
