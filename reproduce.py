@@ -80,10 +80,10 @@ def parse_args(argv=None):
 
 def settings(args):
     """The toy default's Config with reproduce's folder and budget: toy_grpo_steps holds B, every arm's steps."""
-    cfg = config.Config(out=args.out, toy_grpo_steps=50)
+    cfg = config.Config(out=args.out)
     if args.quick:
-        cfg = dataclasses.replace(cfg, toy_n=96, toy_pretrain_steps=100, toy_sft_steps=150, toy_grpo_steps=8)
-    return dataclasses.replace(cfg, toy_grpo_steps=args.steps or cfg.toy_grpo_steps)
+        cfg = dataclasses.replace(cfg, toy_n=96, toy_pretrain_steps=100, toy_sft_steps=150)
+    return dataclasses.replace(cfg, toy_grpo_steps=args.steps or (8 if args.quick else 50))
 
 
 def write_ood(cfg):
@@ -174,17 +174,15 @@ def seed_runs(cfg, seed, files, ood_file):
 
 
 def eval_every(steps):
-    """The data-efficiency arms score the test split 5 times in a run of B steps (every step if B < 5)."""
+    """The data-efficiency arms score the test split every B // 5 steps (every step if B < 10)."""
     return max(1, steps // 5)
 
 
 def reward_curve(folder):
-    """An arm's test reward at each step train.py measured it (its metrics.jsonl) -> [[step, reward], ...]."""
-    measured = {}
-    for row, _ in run_folder.read_log(os.path.join(folder, "metrics.jsonl")):
-        if "test/reward" in row:
-            measured[row["step"]] = row["test/reward"]  # a resumed run logs its steps again: the last one counts
-    return sorted([step, reward] for step, reward in measured.items())
+    """An arm's test reward at each step train.py measured it (its metrics.jsonl; a resumed run has trimmed the
+    rows past its checkpoint, so each step is there once) -> [[step, reward], ...]."""
+    rows = run_folder.read_log(os.path.join(folder, "metrics.jsonl"))
+    return [[row["step"], row["test/reward"]] for row, _ in rows if "test/reward" in row]
 
 
 def steps_to_reach(curve, target):
