@@ -178,7 +178,10 @@ def test_a_qwen3_vl_export_keeps_its_nested_config_and_its_template_renders_vrls
 
 # ------------------------------------------------------------------------------ transformers 4.51, in a subprocess
 
-OLD_STACK = ["transformers==4.51.3", "tokenizers==0.21.1", "huggingface_hub==0.30.2"]
+# huggingface_hub 0.30 imports requests, which the transformers 5 stack no longer installs: it and its own
+# dependencies come along (--no-deps keeps pip from touching torch)
+OLD_STACK = ["transformers==4.51.3", "tokenizers==0.21.1", "huggingface_hub==0.30.2", "requests==2.32.3",
+             "urllib3==2.2.3", "idna==3.10", "charset-normalizer==3.4.0", "certifi==2024.8.30"]
 READ_WITH_4_51 = """
 import json, sys, torch, transformers
 from transformers import AutoConfig, AutoProcessor, Qwen2_5_VLForConditionalGeneration
